@@ -1,0 +1,55 @@
+# residual-suite: every target bootstraps .venv first, so `make demo` and `make test`
+# are the only two commands a user types on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: venv data demo test test-gpu test-all bench lint clean
+
+venv: $(STAMP) data
+
+# Tested versions live in constraints.txt (pip freeze of the stack CI runs).
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+# Fashion-MNIST (the classification default and the detection scenes' objects) is a
+# Debian package; install it when apt is usable, otherwise say the one command to run.
+data:
+	@if [ -f $(FMNIST)/train-images-idx3-ubyte.gz ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) \
+		|| echo "note: could not install dataset-fashion-mnist; tests fall back to scikit-learn digits"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null || true; \
+	else \
+		echo "note: Fashion-MNIST is missing; run: sudo apt-get install dataset-fashion-mnist"; \
+	fi
+
+demo: venv
+	$(BIN)/python -m tasks.demo
+
+test: venv
+	$(BIN)/python -m pytest -m "not gpu and not slow" -q
+
+test-gpu: venv
+	$(BIN)/python -m pytest -m gpu -q
+
+test-all: venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python benchmarks/backbone_throughput.py
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""residual-suite task plugins and the shared engine."""
