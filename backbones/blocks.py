@@ -91,7 +91,7 @@ def resolve_options(num_blocks: int, drop_path: float = 0.0, residual_scale: flo
     base = BlockOptions(drop_path=0.0, residual_scale=float(residual_scale), **options)  # type: ignore[arg-type]
     if not 0.0 <= drop_path < 1.0:
         raise ValueError(f"drop_path={drop_path!r} is not valid; give a rate in [0, 1)")
-    rates = torch.linspace(0, drop_path, num_blocks).tolist() if num_blocks > 1 else [drop_path]
+    rates = [drop_path * i / (num_blocks - 1) for i in range(num_blocks)] if num_blocks > 1 else [drop_path]
     return [replace(base, drop_path=rate) for rate in rates]
 
 
@@ -202,6 +202,7 @@ class ResidualBlock(nn.Module):
             nn.init.zeros_(self.gate.weight)
             # Negative bias: start by carrying the input (Srivastava et al. 2015).
             nn.init.constant_(self.gate.bias, -2.0)
+            self.gate.keep_init = True
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -291,7 +292,7 @@ class PreActBasicBlock(BasicBlock):
         self.bn1 = make_norm(opts.norm, in_ch)
         self.bn2 = make_norm(opts.norm, planes)
         if opts.zero_init_last and opts.residual:
-            nn.init.zeros_(self.conv2.weight)
+            _zero(self.conv2)
 
     def shortcut_input(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn1(x)) if self.downsample is not None else x
@@ -313,7 +314,7 @@ class PreActBottleneck(Bottleneck):
         self.bn2 = make_norm(opts.norm, width)
         self.bn3 = make_norm(opts.norm, width)
         if opts.zero_init_last and opts.residual:
-            nn.init.zeros_(self.conv3.weight)
+            _zero(self.conv3)
 
     def shortcut_input(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn1(x)) if self.downsample is not None else x
@@ -324,14 +325,21 @@ class PreActBottleneck(Bottleneck):
         return self.conv3(torch.relu(self.bn3(out)))
 
 
+def _zero(module: nn.Module) -> None:
+    """Zero a layer's weight (and bias) and mark it so network-level init leaves it alone."""
+    nn.init.zeros_(module.weight)
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)
+    module.keep_init = True
+
+
 def _zero_last(norm: nn.Module, conv: nn.Module) -> None:
     """Start the branch at zero: zero the last norm's scale, or the conv when there is no norm."""
     if getattr(norm, "weight", None) is not None:
         nn.init.zeros_(norm.weight)
+        norm.keep_init = True
     else:
-        nn.init.zeros_(conv.weight)
-        if conv.bias is not None:
-            nn.init.zeros_(conv.bias)
+        _zero(conv)
 
 
 BLOCKS: dict[str, type[ResidualBlock]] = {

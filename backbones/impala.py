@@ -36,6 +36,8 @@ class ImpalaBlock(ResidualBlock):
 class ImpalaCNN(Backbone):
     """Three conv + max-pool + 2-residual-block stacks; stage strides 2, 4, 8."""
 
+    default_input_size = (84, 84)
+
     def __init__(self, channels: Sequence[int] = (16, 32, 32), *, in_channels: int = 4,
                  blocks_per_stack: int = 2, width: float = 1.0, shortcut: str = "identity",
                  norm: str = "none", drop_path: float = 0.0, residual_scale: float | str = 1.0,

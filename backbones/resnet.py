@@ -26,11 +26,16 @@ def _make_stage(block: type, opts: list[BlockOptions], in_ch: int, planes: int,
 
 
 def _init_weights(model: nn.Module) -> None:
-    """He initialisation for convs (fan-out, as torchvision), unit scale for norms."""
+    """He initialisation for convs (fan-out, as torchvision), unit scale for norms.
+
+    Layers a block deliberately zero-initialised (``zero_init_last``, the highway gate) keep it.
+    """
     for m in model.modules():
-        if isinstance(m, nn.Conv2d) and m.weight.abs().sum() != 0:
+        if getattr(m, "keep_init", False):
+            continue
+        if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight.abs().sum() != 0:
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -98,6 +103,8 @@ class CifarResNet(_StagedResNet):
     ``blocks_per_stage``).
     """
 
+    default_input_size = (32, 32)
+
     def __init__(self, block: str = "basic", depth: int = 20, *, in_channels: int = 3,
                  width: float = 1.0, shortcut: str = "identity", norm: str = "batch",
                  attention: str | None = None, gate: str | None = None, drop_path: float = 0.0,
@@ -138,6 +145,8 @@ class EDSRBody(Backbone):
     with residual scaling, then a 3x3 conv whose output is added to the head's (the long
     skip). Upsampling belongs to the task; this returns the stride-1 feature map.
     """
+
+    default_input_size = (48, 48)
 
     def __init__(self, num_blocks: int = 16, channels: int = 64, *, in_channels: int = 3,
                  shortcut: str = "identity", norm: str = "none", drop_path: float = 0.0,

@@ -1,0 +1,1 @@
+"""Image classification on any image backbone of the registry."""

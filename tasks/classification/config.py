@@ -1,0 +1,39 @@
+"""Settings of the classification task (one dataclass per section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tasks.core.config import BackboneConfig, OptimConfig, TrainerConfig
+
+
+@dataclass
+class DataConfig:
+    """Which images. ``dataset``: fashion_mnist (embedded default, Debian package), idx (any
+    MNIST-format folder), digits (scikit-learn, always available), imagefolder
+    (``root/train``, ``root/val``), cifar10 / cifar100 (python-pickle folder)."""
+
+    dataset: str = "fashion_mnist"
+    root: str = ""  # empty = the dataset's standard location
+    batch_size: int = 128  # global batch (split over DDP processes)
+    image_size: int = 0  # 0 = native size (ImageFolder default 224)
+    augment: bool = True
+    crop_padding: int = 2  # random crop with this zero padding
+    hflip: bool = True
+    limit_train: int = 0  # > 0 keeps a seeded random subset (quick runs, tests)
+    limit_val: int = 0
+
+
+@dataclass
+class ModelConfig:
+    dropout: float = 0.0
+
+
+@dataclass
+class ClassificationConfig:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="top1"))

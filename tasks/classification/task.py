@@ -1,0 +1,23 @@
+"""The classification plugin: wires config, data, model and metrics into the engine."""
+
+from __future__ import annotations
+
+from tasks.core.task import SupervisedTask
+
+from . import data, evaluate, model
+from .config import ClassificationConfig
+
+
+class ClassificationTask(SupervisedTask):
+    name = "classification"
+    config_class = ClassificationConfig
+    default_recipe = "fashion_mnist_resnet20.yaml"
+    headline = "top1"
+
+    build_data = staticmethod(data.build_data)
+    build_model = staticmethod(model.build_model)
+    loss = staticmethod(model.loss)
+    evaluate = staticmethod(evaluate.evaluate)
+
+
+TASK = ClassificationTask()

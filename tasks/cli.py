@@ -1,0 +1,116 @@
+"""``rsuite``: train, evaluate, predict, list backbones, and report over run folders.
+
+Errors at this boundary (bad path, bad config, unknown task) print one line to stderr and
+exit with code 2; ``RSUITE_DEBUG=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tasks.core.cli_errors import run_cli
+from tasks.core.errors import UserError
+from tasks.registry import TASKS, load_module, load_task
+
+
+def _task_of(run_dir: Path) -> str:
+    from tasks.core.checkpoint import load_checkpoint
+
+    ckpts = run_dir / "checkpoints"
+    for name in ("best.pt", "last.pt"):
+        if (ckpts / name).is_file():
+            return str(load_checkpoint(ckpts / name)["task"])
+    raise UserError(f"{run_dir} has no checkpoints/best.pt or last.pt; pass a folder printed by `rsuite train`")
+
+
+def cmd_train(args: argparse.Namespace, rest: list[str]) -> None:
+    from tasks.core.run import train_main
+
+    argv = list(rest)
+    if args.config:
+        argv += ["--config", args.config]
+    if args.resume:
+        argv += ["--resume", args.resume]
+    train_main(load_task(args.task), argv)
+
+
+def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> None:
+    from tasks.core.run import evaluate_run
+
+    run_dir = Path(args.run_dir)
+    metrics = evaluate_run(load_task(_task_of(run_dir)), run_dir, args.device)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key:>16}: {value:.5g}" if isinstance(value, float) else f"{key:>16}: {value}")
+
+
+def cmd_predict(args: argparse.Namespace, rest: list[str]) -> None:
+    run_dir = Path(args.run_dir)
+    results = load_module(_task_of(run_dir), "predict").predict(run_dir, [Path(p) for p in args.inputs],
+                                                                Path(args.out) if args.out else None)
+    for r in results:
+        print(json.dumps(r))
+
+
+def cmd_backbones(args: argparse.Namespace, rest: list[str]) -> None:
+    import backbones
+
+    print(f"| {'name':<18} | {'modality':<8} | {'params':>9} | {'MACs':>9} | input |")
+    print(f"|{'-' * 20}|{'-' * 10}|{'-' * 11}|{'-' * 11}|-------|")
+    for name in backbones.names(args.modality):
+        d = backbones.describe(name)
+        print(f"| {name:<18} | {d['modality']:<8} | {d['params'] / 1e6:>8.2f}M | {d['macs'] / 1e9:>8.3f}G | "
+              f"{'x'.join(map(str, d['input']))} |")
+
+
+def cmd_report(args: argparse.Namespace, rest: list[str]) -> None:
+    from tasks.core.report import write_report
+
+    out = write_report(Path(args.runs_dir), Path(args.out) if args.out else None)
+    print(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rsuite", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a task; prints the run folder last",
+                       description="Train TASK. Extra key=value arguments override the recipe.")
+    t.add_argument("task", help=f"one of: {', '.join(TASKS)}")
+    t.add_argument("--config", help="recipe YAML (default: the task's embedded offline recipe)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run")
+    t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("evaluate", help="evaluate a run's best checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.set_defaults(fn=cmd_evaluate)
+    r = sub.add_parser("predict", help="apply a run's model to your files")
+    r.add_argument("run_dir")
+    r.add_argument("inputs", nargs="+")
+    r.add_argument("--out", help="where to write the result file")
+    r.set_defaults(fn=cmd_predict)
+    b = sub.add_parser("backbones", help="table of registered backbones: parameters, multiply-adds")
+    b.add_argument("--modality", choices=["image", "sequence", "vector"])
+    b.set_defaults(fn=cmd_backbones)
+    rp = sub.add_parser("report", help="one table and figures over every run folder found")
+    rp.add_argument("runs_dir")
+    rp.add_argument("--out", help="output folder (default: RUNS_DIR/report)")
+    rp.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if args.command != "train" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    run_cli(lambda: args.fn(args, rest))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The shared engine: config, device, distributed, loop, checkpoints, logging."""

@@ -1,0 +1,150 @@
+"""Typed task settings: dataclasses <- YAML recipe <- ``key.sub=value`` overrides (OmegaConf).
+
+Every task config shares the sections below (``trainer``, ``optim``, ``backbone``, and a
+``data`` section with at least ``root``), so one override grammar works everywhere. An
+unknown key or a wrong type becomes a one-line :class:`UserError` naming the key, its
+valid neighbours and the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from .errors import UserError
+
+C = TypeVar("C")
+
+
+@dataclass
+class BackboneConfig:
+    """Which registered backbone, and the block options passed to ``backbones.create``.
+
+    ``None`` keeps the family's default. ``options`` carries family-specific extras
+    (``depth`` of a ``resmlp``, ``width`` of a ``quartznet``, ...).
+    """
+
+    name: str = "resnet20"
+    shortcut: str | None = None
+    norm: str | None = None
+    attention: str | None = None
+    gate: str | None = None
+    drop_path: float | None = None
+    residual_scale: Any = None
+    zero_init_last: bool | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``backbones.create`` (only the ones that were set)."""
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("name", "options") and getattr(self, f.name) is not None}
+        kwargs.update(self.options)
+        return kwargs
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (the step count comes from the trainer)."""
+
+    name: str = "sgd"  # sgd | adamw | adam
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: str = "cosine"  # cosine | step | onecycle | constant
+    warmup_steps: int = 0
+    milestones: list[int] = field(default_factory=list)  # step schedule: decay at these steps
+    gamma: float = 0.1  # step schedule: lr multiplier at each milestone
+    grad_clip: float = 0.0  # max gradient L2 norm; 0 disables
+
+
+@dataclass
+class TrainerConfig:
+    """How training runs: device, precision, length, evaluation and checkpoint cadence."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
+    compile: bool = False
+    channels_last: bool = True  # for 2-D models on CUDA
+    epochs: int = 1
+    max_steps: int = 0  # optimizer steps; > 0 caps the run whatever `epochs` says
+    eval_every: int = 0  # steps between evaluations; 0 = once per epoch
+    log_every: int = 20
+    monitor: str = ""  # metric that picks best.pt; empty = the task's headline metric
+    ema_decay: float = 0.0  # > 0 keeps an exponential moving average of the weights
+    num_workers: int = 0
+    resume: bool = False
+    runs_dir: str = "runs"
+    run_name: str = ""  # empty = <recipe>-<timestamp>
+    threads: int = 0  # CPU threads per process; 0 = torch's default
+    progress: bool = True
+
+
+def _valid_keys(node: Any) -> list[str]:
+    return list(node.keys()) if isinstance(node, DictConfig) else []
+
+
+def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> UserError:
+    key = str(getattr(err, "full_key", "") or "").strip()
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(schema, parent_key) if parent_key else schema
+        valid = _valid_keys(parent)
+        close = difflib.get_close_matches(leaf, valid, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        return UserError(f"unknown key '{key}' in {source}; {hint}valid keys: {', '.join(valid)}")
+    if isinstance(err, ValidationError):
+        msg = str(err).splitlines()[0]
+        return UserError(f"bad value for '{key}' in {source}: {msg}")
+    return UserError(f"bad config in {source}: {str(err).splitlines()[0]}")
+
+
+def load_config(schema_cls: type[C], path: str | Path | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> C:
+    """Build ``schema_cls`` from its defaults, the YAML at ``path``, then ``overrides``."""
+    schema = OmegaConf.structured(schema_cls)
+    cfg = schema
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {str(path)!r} does not exist; pass an existing YAML via --config")
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as err:
+            raise UserError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        try:
+            cfg = OmegaConf.merge(cfg, loaded)
+        except OmegaConfBaseException as err:
+            raise _explain(err, schema, str(path)) from None
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not key=value; write e.g. trainer.max_steps=100")
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise _explain(err, schema, "the command line") from None
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The resolved config as plain containers (for checkpoints and ``config.yaml``)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def save_yaml(cfg: Any, path: Path) -> None:
+    path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+
+
+def from_dict(schema_cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild a config saved by :func:`to_dict` (e.g. from a checkpoint)."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema_cls), data))  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise UserError(f"saved config does not fit {schema_cls.__name__}: {str(err).splitlines()[0]}") from None

@@ -1,0 +1,70 @@
+"""What a supervised task plugs into the engine: data, model, loss, metrics.
+
+The task says *what* is learned; :mod:`tasks.core.engine` says *how* training runs (device,
+precision, DDP, schedule, checkpoints, logging). A task never re-implements those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass
+class DataBundle:
+    """Train and validation datasets plus what the model needs to know about them."""
+
+    train: Dataset
+    val: Dataset
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. num_classes, in_channels, classes
+    collate_fn: Any = None
+
+
+class SupervisedTask:
+    """Base class of a task plugin; subclasses fill the class attributes and five methods."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    default_recipe: ClassVar[str]  # file name under configs/<name>/
+    headline: ClassVar[str]  # metric that picks best.pt, e.g. "top1"
+    higher_is_better: ClassVar[bool] = True
+    image_model: ClassVar[bool] = True  # 2-D conv model: channels-last on CUDA
+
+    def default_config_path(self) -> Path:
+        return CONFIGS / self.name / self.default_recipe
+
+    def build_data(self, cfg: Any, split: str = "train") -> DataBundle:
+        """Datasets for ``cfg``; ``split="val"`` may skip building the training set."""
+        raise NotImplementedError
+
+    def build_model(self, cfg: Any, info: dict[str, Any]) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss of one (device-placed) batch and scalars worth logging."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device,
+                 info: dict[str, Any], run_dir: Path | None = None) -> dict[str, float]:
+        """Metrics over ``loader`` under the task's fixed names; may write plots to ``run_dir``."""
+        raise NotImplementedError
+
+    def batch_size(self, batch: Any) -> int:
+        first = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return len(first)
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        if isinstance(batch, torch.Tensor):
+            return batch.to(device, non_blocking=True)
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self.to_device(b, device) for b in batch)
+        if isinstance(batch, dict):
+            return {k: self.to_device(v, device) for k, v in batch.items()}
+        return batch
