@@ -27,21 +27,17 @@ def _task_of(run_dir: Path) -> str:
 
 
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> None:
-    from tasks.core.run import train_main
-
     argv = list(rest)
     if args.config:
         argv += ["--config", args.config]
     if args.resume:
         argv += ["--resume", args.resume]
-    train_main(load_task(args.task), argv)
+    load_task(args.task).train(argv)
 
 
 def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> None:
-    from tasks.core.run import evaluate_run
-
     run_dir = Path(args.run_dir)
-    metrics = evaluate_run(load_task(_task_of(run_dir)), run_dir, args.device)
+    metrics = load_task(_task_of(run_dir)).evaluate_run(run_dir, args.device)
     if args.json:
         print(json.dumps(metrics))
     else:

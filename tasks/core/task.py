@@ -56,6 +56,19 @@ class SupervisedTask:
         """Metrics over ``loader`` under the task's fixed names; may write plots to ``run_dir``."""
         raise NotImplementedError
 
+    # ------------------------------------------------ entry points (CLI, demo)
+    def train(self, argv: list[str]) -> Path:
+        """``rsuite train <task> ...``: tasks with their own loop (e.g. RL) override this."""
+        from .run import train_main
+
+        return train_main(self, argv)
+
+    def evaluate_run(self, run_dir: Path, device: str = "auto") -> dict[str, Any]:
+        """``rsuite evaluate RUN_DIR``: metrics of the run's best checkpoint (writes eval.json)."""
+        from .run import evaluate_run
+
+        return evaluate_run(self, run_dir, device)
+
     def batch_size(self, batch: Any) -> int:
         first = batch[0] if isinstance(batch, (list, tuple)) else batch
         return len(first)
