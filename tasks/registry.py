@@ -9,7 +9,7 @@ from types import ModuleType
 from tasks.core.errors import UserError
 
 #: task name -> package; each package has ``task.TASK`` and ``predict.predict``
-TASKS = {"classification": "tasks.classification"}
+TASKS = {"classification": "tasks.classification", "detection": "tasks.detection"}
 
 
 def task_package(name: str) -> str:

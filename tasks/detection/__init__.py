@@ -1,0 +1,1 @@
+"""Object detection: torchvision detectors on the registry's image backbones."""

@@ -1,0 +1,141 @@
+"""COCO-format detection data (users' datasets and the generated scenes alike).
+
+Category ids are remapped to contiguous labels ``1..K`` (0 is the detectors' background);
+bad annotations are dropped with one warning that counts them; a missing image file is a
+one-line error naming it. Training augmentation is albumentations with box-aware params.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Subset
+
+from tasks.core.errors import UserError
+from tasks.core.task import DataBundle
+
+from .config import DataConfig, DetectionConfig
+from .scenes import scenes_root
+
+
+def read_coco(ann_file: Path, images_dir: Path) -> tuple[list[dict], list[dict], dict[str, int]]:
+    """Images (with their valid annotations), categories, and counts of dropped annotations."""
+    from pycocotools.coco import COCO
+
+    if not ann_file.is_file():
+        raise UserError(f"annotation file {ann_file} does not exist; give data.root with train/ and val/ "
+                        "(images/ + annotations.json) or set data.*_annotations")
+    with contextlib.redirect_stdout(sys.stderr):  # pycocotools prints progress to stdout
+        try:
+            coco = COCO(str(ann_file))
+        except Exception as err:
+            raise UserError(f"{ann_file} is not a COCO annotation file ({type(err).__name__}: {err})") from None
+    categories = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c["id"])
+    known = {c["id"] for c in categories}
+    dropped = {"non-positive size": 0, "outside the image": 0, "unknown category": 0, "crowd": 0}
+    records = []
+    for img in coco.loadImgs(sorted(coco.getImgIds())):
+        path = images_dir / img["file_name"]
+        if not path.is_file():
+            raise UserError(f"image file {path} (listed in {ann_file.name}) does not exist; fix the path or the json")
+        w, h = img["width"], img["height"]
+        boxes, cats = [], []
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=img["id"])):
+            x, y, bw, bh = ann["bbox"]
+            x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
+            if ann.get("iscrowd", 0):
+                dropped["crowd"] += 1
+            elif ann["category_id"] not in known:
+                dropped["unknown category"] += 1
+            elif bw <= 0 or bh <= 0:
+                dropped["non-positive size"] += 1
+            elif x1 - x0 < 1 or y1 - y0 < 1:
+                dropped["outside the image"] += 1
+            else:
+                boxes.append([x0, y0, x1, y1])
+                cats.append(ann["category_id"])
+        records.append({"path": path, "id": img["id"], "boxes": boxes, "category_ids": cats})
+    bad = {k: v for k, v in dropped.items() if v and k != "crowd"}
+    if bad:
+        detail = ", ".join(f"{v} {k}" for k, v in bad.items())
+        print(f"warning: {ann_file.name}: dropped {sum(bad.values())} bad annotations ({detail})", file=sys.stderr)
+    return records, categories, dropped
+
+
+class CocoDetection(Dataset):
+    """Image (float CHW in [0, 1]) and torchvision target ``{"boxes", "labels", "image_id"}``."""
+
+    def __init__(self, records: list[dict], label_of: dict[int, int], transform: A.Compose | None = None) -> None:
+        self.records, self.label_of, self.transform = records, label_of, transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        rec = self.records[i]
+        image = np.array(Image.open(rec["path"]).convert("RGB"))
+        boxes = np.asarray(rec["boxes"], np.float32).reshape(-1, 4)
+        labels = [self.label_of[c] for c in rec["category_ids"]]
+        if self.transform is not None:
+            out = self.transform(image=image, bboxes=boxes, labels=labels)
+            image, boxes, labels = out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4), out["labels"]
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
+        return tensor, {"boxes": torch.from_numpy(boxes), "labels": torch.as_tensor(labels, dtype=torch.int64),
+                        "image_id": rec["id"]}
+
+
+def train_augmentation(cfg: DataConfig) -> A.Compose:
+    """Flips, scale jitter and colour jitter; boxes follow, and those pushed out are dropped."""
+    j = cfg.scale_jitter
+    return A.Compose(
+        [A.HorizontalFlip(p=0.5), A.Affine(scale=(1 - j, 1 + j), keep_ratio=True, p=0.7),
+         A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=0.5)],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.3, clip=True,
+                                 filter_invalid_bboxes=True),
+    )
+
+
+def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.Tensor], list[dict]]:
+    """Detectors take lists: images may differ in size and hold different numbers of boxes."""
+    images, targets = zip(*batch)
+    return list(images), list(targets)
+
+
+def _paths(cfg: DataConfig, seed: int) -> tuple[Path, Path, Path, Path]:
+    if cfg.dataset == "scenes":
+        root = scenes_root(cfg, seed)
+    elif cfg.dataset == "coco":
+        if not cfg.root:
+            raise UserError("data.dataset=coco needs data.root=<folder with train/ and val/ (images/ + "
+                            "annotations.json)>")
+        root = Path(cfg.root)
+    else:
+        raise UserError(f"data.dataset={cfg.dataset!r} is not valid; choose scenes or coco")
+    return (root / (cfg.train_images or "train/images"), root / (cfg.train_annotations or "train/annotations.json"),
+            root / (cfg.val_images or "val/images"), root / (cfg.val_annotations or "val/annotations.json"))
+
+
+def _limit(ds: Dataset, n: int) -> Dataset:
+    return Subset(ds, range(min(n, len(ds)))) if n > 0 else ds
+
+
+def build_data(cfg: DetectionConfig, split: str = "train") -> DataBundle:
+    """Train/val COCO datasets, the label map and sizes (``info``) for the model."""
+    train_images, train_ann, val_images, val_ann = _paths(cfg.data, cfg.seed)
+    val_records, categories, _ = read_coco(val_ann, val_images)
+    train_records = read_coco(train_ann, train_images)[0] if split == "train" else []
+    label_of = {c["id"]: k + 1 for k, c in enumerate(categories)}
+    info = {"num_classes": len(categories) + 1, "classes": ["__background__"] + [c["name"] for c in categories],
+            "category_ids": [c["id"] for c in categories], "image_size": cfg.data.image_size,
+            "dataset": cfg.data.dataset}
+    transform = train_augmentation(cfg.data) if cfg.data.augment else None
+    train = _limit(CocoDetection(train_records, label_of, transform), cfg.data.limit_train)
+    val = _limit(CocoDetection(val_records, label_of), cfg.data.limit_val)
+    return DataBundle(train, val, info, collate_fn=collate)

@@ -1,0 +1,28 @@
+"""The detection plugin: COCO data, torchvision detectors on our backbones, COCO mAP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.core.task import SupervisedTask
+
+from . import data, evaluate, model
+from .config import DetectionConfig
+
+
+class DetectionTask(SupervisedTask):
+    name = "detection"
+    config_class = DetectionConfig
+    default_recipe = "scenes_fasterrcnn_resnet18.yaml"
+    headline = "map_50"
+
+    build_data = staticmethod(data.build_data)
+    build_model = staticmethod(model.build_model)
+    loss = staticmethod(model.loss)
+    evaluate = staticmethod(evaluate.evaluate)
+
+    def batch_size(self, batch: Any) -> int:
+        return len(batch[0])
+
+
+TASK = DetectionTask()
