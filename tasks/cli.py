@@ -71,6 +71,38 @@ def cmd_report(args: argparse.Namespace, rest: list[str]) -> None:
     print(out)
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise UserError(f"{text!r} is not a comma-separated list of integers, e.g. 20,56") from None
+
+
+def cmd_experiment(args: argparse.Namespace, rest: list[str]) -> None:
+    from tasks import experiments
+
+    out = Path(args.out) if args.out else None
+    if args.kind == "degradation":
+        if args.task != "classification":
+            raise UserError(f"degradation runs on classification (CIFAR-style depths); for {args.task} use "
+                            "`rsuite experiment sweep`")
+        config, overrides = args.config, list(rest)
+        if args.data == "cifar10":
+            config = config or "configs/classification/cifar10_resnet56.yaml"
+            overrides.append(f"data.root={args.root}")
+        elif args.data:
+            overrides.append(f"data.dataset={args.data}")
+            if args.root:
+                overrides.append(f"data.root={args.root}")
+        print(experiments.degradation(_ints(args.depths), _ints(args.seeds), args.steps, out, config, overrides))
+    else:
+        if rest:
+            raise UserError(f"sweep takes no overrides ({' '.join(rest)}); it uses each task's --budget")
+        tasks = [t for t in args.tasks.split(",") if t]
+        variants = [v for v in args.variants.split(",") if v]
+        print(experiments.sweep(tasks, variants, args.budget, _ints(args.seeds), out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rsuite", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -97,13 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("runs_dir")
     rp.add_argument("--out", help="output folder (default: RUNS_DIR/report)")
     rp.set_defaults(fn=cmd_report)
+    x = sub.add_parser("experiment", help="residual-vs-plain studies: degradation, sweep")
+    x.add_argument("kind", choices=["degradation", "sweep"])
+    x.add_argument("--task", default="classification", help="degradation: the task (classification)")
+    x.add_argument("--depths", default="20,56", help="degradation: CIFAR depths, e.g. 20,56")
+    x.add_argument("--steps", type=int, default=300, help="degradation: optimizer steps per run")
+    x.add_argument("--data", help="degradation: dataset instead of the embedded default, e.g. cifar10")
+    x.add_argument("--root", help="degradation: folder of --data")
+    x.add_argument("--config", help="degradation: base recipe")
+    x.add_argument("--tasks", default=",".join(TASKS), help="sweep: comma-separated tasks")
+    x.add_argument("--variants", default="residual,plain", help="sweep: residual,plain")
+    x.add_argument("--budget", default="small", help="sweep: each task's named budget")
+    x.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    x.add_argument("--out", help="output folder (default runs/experiments/<kind>-<time>)")
+    x.set_defaults(fn=cmd_experiment)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    if args.command != "train" and rest:
+    if args.command not in ("train", "experiment") and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     run_cli(lambda: args.fn(args, rest))
 

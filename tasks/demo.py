@@ -1,7 +1,8 @@
-"""``make demo``: train the main job on the embedded offline data, evaluate it, say where it is.
+"""``make demo``: train every task briefly on its embedded offline data, evaluate, report.
 
-Classification on Fashion-MNIST with resnet20 for a short CPU budget. When the Debian
-package is missing the demo says so in one line and uses scikit-learn's digits instead.
+Each stage is the task's default recipe with a CPU-sized budget; the run folders land in
+``runs/demo-<time>/<task>/`` and one cross-domain report is written over them. Pass task
+names to run only some (``python -m tasks.demo classification detection``).
 """
 
 from __future__ import annotations
@@ -13,25 +14,42 @@ from pathlib import Path
 
 from tasks.core.cli_errors import run_cli
 from tasks.core.idx import fashion_mnist_available
+from tasks.registry import TASKS, load_task
+
+#: the order the demo runs the tasks in (each uses its task's "demo" budget)
+STAGES = ("classification", "detection", "super_resolution", "speech", "dqn")
+
+
+def run_stage(task_name: str, runs_dir: Path) -> dict:
+    task = load_task(task_name)
+    overrides = [*task.budgets.get("demo", []), f"trainer.runs_dir={runs_dir}", "trainer.run_name=demo"]
+    if task_name == "classification" and not fashion_mnist_available():
+        print("Fashion-MNIST is missing (run: sudo apt-get install dataset-fashion-mnist); "
+              "the demo uses scikit-learn digits instead", file=sys.stderr)
+        overrides += ["data.dataset=digits", "data.hflip=false", "trainer.max_steps=300"]
+    started = time.perf_counter()
+    run_dir = task.train(overrides)
+    metrics = task.evaluate_run(run_dir)
+    summary = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds"}
+    print(f"[{task_name}] {json.dumps(summary)} in {time.perf_counter() - started:.0f} s -> {run_dir}",
+          file=sys.stderr)
+    return summary
 
 
 def main() -> None:
-    from tasks.classification.task import TASK
-    from tasks.core.run import evaluate_run, train_main
+    from tasks.core.report import write_report
 
-    overrides = [f"trainer.run_name=demo-{time.strftime('%Y%m%d-%H%M%S')}", *sys.argv[1:]]
-    if not fashion_mnist_available():
-        print("Fashion-MNIST is missing (run: sudo apt-get install dataset-fashion-mnist); "
-              "demo uses scikit-learn digits instead", file=sys.stderr)
-        overrides += ["data.dataset=digits", "data.hflip=false", "trainer.max_steps=300"]
-    started = time.perf_counter()
-    run_dir = train_main(TASK, overrides)
-    metrics = evaluate_run(TASK, run_dir)
-    print(json.dumps({k: metrics[k] for k in ("top1", "top5", "loss")}), file=sys.stderr)
-    print(f"demo finished in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    for name in ("config.yaml", "metrics.jsonl", "curves.png", "confusion.png", "checkpoints/best.pt"):
-        print(f"  {Path(run_dir) / name}", file=sys.stderr)
-    print(run_dir)
+    wanted = sys.argv[1:] or [t for t in STAGES if t in TASKS]
+    unknown = [t for t in wanted if t not in STAGES or t not in TASKS]
+    if unknown:
+        print(f"error: no demo stage for {', '.join(unknown)}; choose from {', '.join(STAGES)}", file=sys.stderr)
+        sys.exit(2)
+    runs_dir = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    results = {name: run_stage(name, runs_dir) for name in wanted}
+    report = write_report(runs_dir)
+    print("\n" + "\n".join(f"{name:>18}: {json.dumps(m)}" for name, m in results.items()), file=sys.stderr)
+    print(f"report: {report} (figures beside it; curves.png in each run folder)", file=sys.stderr)
+    print(runs_dir)
 
 
 if __name__ == "__main__":

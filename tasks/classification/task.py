@@ -13,6 +13,8 @@ class ClassificationTask(SupervisedTask):
     config_class = ClassificationConfig
     default_recipe = "fashion_mnist_resnet20.yaml"
     headline = "top1"
+    budgets = {"demo": [],
+               "small": ["backbone.name=resnet56", "trainer.max_steps=300", "trainer.eval_every=150"]}
 
     build_data = staticmethod(data.build_data)
     build_model = staticmethod(model.build_model)

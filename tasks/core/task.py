@@ -36,6 +36,9 @@ class SupervisedTask:
     headline: ClassVar[str]  # metric that picks best.pt, e.g. "top1"
     higher_is_better: ClassVar[bool] = True
     image_model: ClassVar[bool] = True  # 2-D conv model: channels-last on CUDA
+    #: named CPU budgets (overrides of the default recipe) for `make demo` and `rsuite experiment sweep`;
+    #: "small" also fixes the backbone whose residual/plain twins the sweep compares
+    budgets: ClassVar[dict[str, list[str]]] = {}
 
     def default_config_path(self) -> Path:
         return CONFIGS / self.name / self.default_recipe

@@ -39,8 +39,9 @@ def test_train_evaluate_predict_report(capsys, tiny_cls, tmp_path) -> None:
 
     code, out, _ = _run(capsys, "report", str(tmp_path / "runs"))
     report = (tmp_path / "runs" / "report" / "report.md").read_text()
-    assert code == 0 and "| classification | t | resnet20 |" in report
-    assert (tmp_path / "runs" / "report" / "headline.png").is_file()
+    assert code == 0 and "| classification | resnet20 | residual | top1 |" in report
+    for name in ("headline.png", "report.html", "report.json"):
+        assert (tmp_path / "runs" / "report" / name).is_file()
 
 
 def test_backbones_table(capsys) -> None:
