@@ -228,7 +228,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.merge(x, self.branch(x))
-        return torch.relu(out) if self.post_activation else out
+        # In place is safe: neither the add nor a norm needs its output for the backward pass.
+        return torch.relu_(out) if self.post_activation else out
 
 
 class BasicBlock(ResidualBlock):
@@ -250,7 +251,7 @@ class BasicBlock(ResidualBlock):
             _zero_last(self.bn2, self.conv2)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu_(self.bn1(self.conv1(x)))
         return self.bn2(self.conv2(out))
 
 
@@ -274,8 +275,8 @@ class Bottleneck(ResidualBlock):
             _zero_last(self.bn3, self.conv3)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        out = torch.relu(self.bn2(self.conv2(out)))
+        out = torch.relu_(self.bn1(self.conv1(x)))
+        out = torch.relu_(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
 
 
