@@ -44,6 +44,7 @@ register("wide_resnet16_4", "image", block="preact_basic", blocks_per_stage=2, w
 # Super-resolution bodies (Lim et al. 2017): EDSR-baseline and EDSR, no batch norm.
 register("edsr_baseline", "image", num_blocks=16, channels=64)(EDSRBody)
 register("edsr", "image", num_blocks=32, channels=256)(EDSRBody)
+register("edsr_tiny", "image", num_blocks=8, channels=32)(EDSRBody)  # CPU-sized (demo, tests)
 
 # Sequence (Kriman et al. 2020). quartznet_small is a ~0.4M-parameter CPU-sized variant.
 register("quartznet5x5", "sequence")(QuartzNet)

@@ -9,7 +9,11 @@ from types import ModuleType
 from tasks.core.errors import UserError
 
 #: task name -> package; each package has ``task.TASK`` and ``predict.predict``
-TASKS = {"classification": "tasks.classification", "detection": "tasks.detection"}
+TASKS = {
+    "classification": "tasks.classification",
+    "detection": "tasks.detection",
+    "super_resolution": "tasks.super_resolution",
+}
 
 
 def task_package(name: str) -> str:

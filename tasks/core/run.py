@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -59,8 +60,14 @@ def train_main(task: SupervisedTask, argv: list[str] | None = None, stop_at: int
     from .engine import Trainer  # keeps `rsuite --help` light
 
     cfg, run_dir = prepare(task, sys.argv[1:] if argv is None else argv)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(task, cfg, run_dir)
+    try:
+        trainer = Trainer(task, cfg, run_dir)
+    except BaseException:
+        if created:  # bad data or model settings: leave no empty run folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if trainer.dist.is_main:
         save_yaml(cfg, run_dir / "config.yaml")
     if cfg.trainer.resume and trainer.resume():
