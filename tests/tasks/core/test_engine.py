@@ -43,6 +43,18 @@ def test_killed_run_resumes_to_identical_result(tiny_cls) -> None:
     assert m_full[-1]["val/top1"] == m_res[-1]["val/top1"] and m_full[-1]["val/loss"] == m_res[-1]["val/loss"]
 
 
+def test_ema_weights_are_checkpointed_and_used_for_best(tiny_cls) -> None:
+    run = train_main(TASK, [*tiny_cls, "trainer.run_name=ema", "trainer.ema_decay=0.5"])
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert last["ema"] is not None
+    ema_weights = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert ema_weights.keys() == last["model"].keys()
+    assert not _same(ema_weights, last["model"])  # the average lags the raw weights
+    if best["step"] == last["step"]:
+        assert _same(best["model"], ema_weights)
+
+
 def test_existing_run_folder_is_not_overwritten(tiny_cls) -> None:
     train_main(TASK, tiny_cls)
     with pytest.raises(UserError, match="already holds a run"):
