@@ -13,6 +13,7 @@ TASKS = {
     "classification": "tasks.classification",
     "detection": "tasks.detection",
     "super_resolution": "tasks.super_resolution",
+    "dqn": "tasks.dqn",
 }
 
 

@@ -1,0 +1,141 @@
+"""Greedy-policy evaluation, ``rsuite evaluate`` for DQN runs, and the RL curves PNG.
+
+Metrics (fixed names): ``return_mean``, ``return_std``, ``return_min``, ``return_max``,
+``length_mean`` and ``episodes``. Returns are game scores (no reward clipping) and lengths
+count agent steps (on Atari one step is ``env.frame_skip`` frames).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from tasks.core.checkpoint import load_checkpoint
+from tasks.core.config import from_dict
+from tasks.core.device import resolve_device
+from tasks.core.runlog import read_jsonl
+
+from .config import DQNConfig
+from .data import make_env
+from .model import build_model
+
+#: evaluation episodes use seeds far from the training envs' so no start state is shared
+EVAL_SEED_OFFSET = 10_000
+
+
+def eval_env(cfg: DQNConfig, render_mode: str | None = None, env_id: str | None = None) -> gym.Env:
+    env_cfg = dataclasses.replace(cfg.env, id=env_id or cfg.env.id)
+    return make_env(env_cfg, render_mode=render_mode, clip_rewards=False, max_episode_steps=cfg.eval.max_episode_steps)
+
+
+@torch.no_grad()
+def run_episode(model: nn.Module, env: gym.Env, seed: int, epsilon: float, device: torch.device,
+                rng: np.random.Generator, frames: list | None = None) -> tuple[float, int]:
+    """One episode with an epsilon-greedy policy; appends rendered frames if ``frames`` is a list."""
+    obs, _ = env.reset(seed=seed)
+    total, length, done = 0.0, 0, False
+    while not done:
+        if frames is not None:
+            frames.append(env.render())
+        if epsilon > 0 and rng.random() < epsilon:
+            action = int(env.action_space.sample())
+        else:
+            q = model(torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0))
+            action = int(q.argmax(1).item())
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total, length, done = total + float(reward), length + 1, terminated or truncated
+    return total, length
+
+
+def evaluate_policy(model: nn.Module, env: gym.Env, episodes: int, epsilon: float, seed: int,
+                    device: torch.device) -> dict[str, float]:
+    """Metrics over ``episodes`` episodes seeded ``seed, seed + 1, ...`` (the same every call)."""
+    was_training = model.training
+    model.eval()
+    rng = np.random.default_rng(seed)
+    env.action_space.seed(seed)
+    results = [run_episode(model, env, seed + i, epsilon, device, rng) for i in range(episodes)]
+    model.train(was_training)
+    returns = np.array([r for r, _ in results], dtype=np.float64)
+    return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "return_min": float(returns.min()), "return_max": float(returns.max()),
+            "length_mean": float(np.mean([n for _, n in results])), "episodes": int(episodes)}
+
+
+def load_agent(run_dir: Path, which: str = "best") -> tuple[DQNConfig, dict[str, Any], nn.Module]:
+    """Config, checkpoint and Q-network (eval mode, CPU) of a DQN run."""
+    path = Path(run_dir) / "checkpoints" / f"{which}.pt"
+    if not path.is_file():
+        path = Path(run_dir) / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(path, "dqn")
+    cfg = from_dict(DQNConfig, ckpt["config"])
+    model = build_model(cfg, ckpt["data_info"])
+    model.load_state_dict(ckpt["model"])
+    return cfg, ckpt, model.eval()
+
+
+def evaluate_run(run_dir: Path, device: str = "auto") -> dict[str, Any]:
+    """``eval.final_episodes`` greedy episodes with the run's best network; writes ``eval.json``."""
+    cfg, ckpt, model = load_agent(run_dir)
+    dev = resolve_device(device)
+    env = eval_env(cfg)
+    started = time.perf_counter()
+    try:
+        metrics = evaluate_policy(model.to(dev), env, cfg.eval.final_episodes, cfg.eval.epsilon,
+                                  cfg.seed + 2 * EVAL_SEED_OFFSET, dev)
+    finally:
+        env.close()
+    result = {"task": "dqn", "backbone": cfg.backbone.name, "env": cfg.env.id, "step": ckpt["step"], **metrics,
+              "params": sum(p.numel() for p in model.parameters()),
+              "eval_seconds": round(time.perf_counter() - started, 3)}
+    (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def plot_rl_curves(run_dir: Path, title: str = "") -> Path | None:
+    """``curves.png``: return vs environment steps (training episodes and greedy evaluations),
+    TD loss, mean Q-value of replayed actions, and epsilon."""
+    train, evals = read_jsonl(run_dir / "train.jsonl"), read_jsonl(run_dir / "metrics.jsonl")
+    if not train and not evals:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+
+    def series(rows: list[dict[str, Any]], key: str) -> tuple[list, list]:
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        return ([p[0] for p in pts], [p[1] for p in pts]) if pts else ([], [])
+
+    ax = axes[0]
+    ax.plot(*series(train, "train/return"), lw=1, alpha=0.7, label="training episodes (window mean)")
+    steps, means = series(evals, "val/return_mean")
+    if steps:
+        _, stds = series(evals, "val/return_std")
+        ax.errorbar(steps, means, yerr=stds if len(stds) == len(means) else None, marker="o", capsize=3,
+                    label="greedy evaluation")
+    ax.set(title="return", xlabel="environment steps")
+    ax.legend(fontsize=7)
+    for ax, key, name in zip(axes[1:], ("train/loss", "train/q", "epsilon"), ("TD loss (Huber)", "mean Q", "epsilon")):
+        ax.plot(*series(train, key), lw=1)
+        ax.set(title=name, xlabel="environment steps")
+    if any(math.isfinite(v) and v > 0 for v in series(train, "train/loss")[1]):
+        axes[1].set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = run_dir / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
