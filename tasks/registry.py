@@ -13,6 +13,7 @@ TASKS = {
     "classification": "tasks.classification",
     "detection": "tasks.detection",
     "super_resolution": "tasks.super_resolution",
+    "speech": "tasks.speech",
     "dqn": "tasks.dqn",
 }
 

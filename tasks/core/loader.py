@@ -48,7 +48,8 @@ class ResumableSampler(Sampler[int]):
         return (self.batches_per_epoch() - self.start_batch) * self.batch_size
 
 
-def _seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int) -> None:
+    """Seed NumPy in a loader worker from torch's per-worker seed (torch seeds itself)."""
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
 
@@ -60,6 +61,6 @@ def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = 
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
         num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory, drop_last=drop_last,
-        worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(seed),
         persistent_workers=False,
     )

@@ -57,13 +57,11 @@ def prepare(task: SupervisedTask, argv: list[str]) -> tuple[Any, Path]:
 
 def train_main(task: SupervisedTask, argv: list[str] | None = None, stop_at: int | None = None) -> Path:
     """Train ``task``; prints the run folder as the last line of stdout and returns it."""
-    from .engine import Trainer  # keeps `rsuite --help` light
-
     cfg, run_dir = prepare(task, sys.argv[1:] if argv is None else argv)
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        trainer = Trainer(task, cfg, run_dir)
+        trainer = task.make_trainer(cfg, run_dir)
     except BaseException:
         if created:  # bad data or model settings: leave no empty run folder behind
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -60,6 +60,12 @@ class SupervisedTask:
         raise NotImplementedError
 
     # ------------------------------------------------ entry points (CLI, demo)
+    def make_trainer(self, cfg: Any, run_dir: Path) -> Any:
+        """The engine's :class:`~tasks.core.engine.Trainer`; a task may return a subclass of it."""
+        from .engine import Trainer
+
+        return Trainer(self, cfg, run_dir)
+
     def train(self, argv: list[str]) -> Path:
         """``rsuite train <task> ...``: tasks with their own loop (e.g. RL) override this."""
         from .run import train_main

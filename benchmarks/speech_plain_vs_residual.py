@@ -1,0 +1,94 @@
+"""Residual QuartzNet against its plain twin on the synthesised speech corpus, same depth and budget.
+
+What: trains ``configs/speech/espeak_quartznet5x5.yaml`` twice per seed, once as is and once
+with ``backbone.shortcut=none`` (the plain twin: identical layers, widths, optimiser and step
+count), and reports held-out WER/CER (validation speaks unseen sentences, with unseen voice
+variants or an unseen accent), final training CTC loss and training seconds as a Markdown
+table. Depth is the variable the residual argument is about: ``--block-repeat 2`` or ``3``
+turns 5x5 into 10x5 or 15x5 for both nets.
+
+Why: the plain net's question is whether it trains as well as the residual one at the same
+depth within the same budget; the seeds' claim is that it does not, and that the gap grows
+with depth.
+
+    python benchmarks/speech_plain_vs_residual.py --steps 600 --seeds 0 1 --out speech_bench.md
+    python benchmarks/speech_plain_vs_residual.py --steps 4 --num-train 64 --num-val 16   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from tasks.core.runlog import read_jsonl
+from tasks.speech.task import TASK
+
+RECIPE = Path(__file__).resolve().parents[1] / "configs" / "speech" / "espeak_quartznet5x5.yaml"
+
+
+def run_one(shortcut: str, seed: int, args: argparse.Namespace, runs: Path) -> dict[str, float]:
+    """Train one net; its last validation metrics, final training loss and training seconds."""
+    name = f"{'residual' if shortcut == 'identity' else 'plain'}-s{seed}"
+    overrides = ["--config", str(args.recipe), f"seed={seed}", f"backbone.shortcut={shortcut}",
+                 f"backbone.options.block_repeat={args.block_repeat}", f"trainer.max_steps={args.steps}",
+                 f"trainer.eval_every={args.steps}", f"trainer.log_every={max(1, args.steps // 10)}",
+                 f"trainer.threads={args.threads}", "trainer.progress=false", f"trainer.runs_dir={runs}",
+                 f"trainer.run_name={name}", f"data.num_train={args.num_train}", f"data.num_val={args.num_val}",
+                 *args.overrides]
+    run_dir = TASK.train(overrides)
+    last = read_jsonl(run_dir / "metrics.jsonl")[-1]
+    train = read_jsonl(run_dir / "train.jsonl")
+    return {"wer": last["val/wer"], "cer": last["val/cer"], "val_loss": last["val/loss"],
+            "train_loss": train[-1]["train/loss"], "seconds": last["train_seconds"], "params": last["params"]}
+
+
+def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> str:
+    def cell(rows: list[dict[str, float]], key: str, fmt: str) -> str:
+        values = [r[key] for r in rows]
+        mean = format(statistics.mean(values), fmt)
+        return mean if len(values) == 1 else f"{mean} ± {format(statistics.stdev(values), fmt)}"
+
+    lines = [f"QuartzNet {5 * args.block_repeat}x5 (recipe {args.recipe.name}), {args.steps} steps, "
+             f"seeds {' '.join(map(str, args.seeds))}, {args.num_train} training utterances; "
+             f"validation: unseen sentences, voices and accent", "",
+             "| net | params | val WER | val CER | val loss | final train loss | train s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for net, rows in results.items():
+        lines.append(f"| {net} | {int(rows[0]['params']):,} | {cell(rows, 'wer', '.3f')} | {cell(rows, 'cer', '.3f')} "
+                     f"| {cell(rows, 'val_loss', '.3f')} | {cell(rows, 'train_loss', '.3f')} "
+                     f"| {cell(rows, 'seconds', '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe", type=Path, default=RECIPE)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--block-repeat", type=int, default=1, help="1 = 5x5, 2 = 10x5, 3 = 15x5")
+    p.add_argument("--num-train", type=int, default=3000)
+    p.add_argument("--num-val", type=int, default=300)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per run (0 = torch's default)")
+    p.add_argument("--runs", type=Path, help="keep run folders here (default: a temporary folder)")
+    p.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    p.add_argument("overrides", nargs="*", help="extra key=value overrides for both nets, e.g. trainer.device=cuda")
+    args = p.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = args.runs or Path(tmp)
+        results = {"residual": [], "plain": []}
+        for seed in args.seeds:  # interleaved, so drifting machine load hits both nets alike
+            results["residual"].append(run_one("identity", seed, args, runs))
+            results["plain"].append(run_one("none", seed, args, runs))
+    text = table(results, args)
+    print(text)
+    print(f"benchmark finished in {time.perf_counter() - started:.0f} s")
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

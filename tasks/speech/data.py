@@ -1,0 +1,158 @@
+"""Speech datasets: the synthesised default and the formats users bring, plus padding collation.
+
+Every source becomes a list of :class:`Utterance` (audio path, duration, normalised text);
+features are computed per item by :class:`~tasks.speech.features.Featurizer`, so data-loader
+workers parallelise them. Validation sets are ordered by duration, which keeps padding low
+without a special sampler.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+from tasks.core.errors import UserError
+from tasks.core.task import DataBundle
+
+from .config import SpeechConfig
+from .features import Featurizer
+from .text import TOKENS, Vocabulary, normalize
+
+DATASETS = ("espeak", "librispeech", "manifest")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    path: str
+    duration: float
+    text: str
+
+
+def _duration(path: Path) -> float:
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise UserError(f"{path} is not readable audio ({str(err).strip().splitlines()[0]}); "
+                        "fix or remove it from the corpus") from None
+    return info.frames / info.samplerate
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """NeMo-style JSON lines: ``audio_filepath`` (absolute or relative to the manifest), ``duration``, ``text``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"manifest {str(path)!r} does not exist; set data.root and data.train_set/val_set "
+                        "to JSON-lines files")
+    items = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            audio = Path(row["audio_filepath"])
+            text = row["text"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{path}:{n} is not a manifest line; write JSON objects with audio_filepath, "
+                            "duration and text") from None
+        audio = audio if audio.is_absolute() else path.parent / audio
+        duration = float(row["duration"]) if row.get("duration") is not None else _duration(audio)
+        items.append(Utterance(str(audio), duration, normalize(text)))
+    if not items:
+        raise UserError(f"manifest {path} has no utterances; add JSON lines")
+    return items
+
+
+def read_librispeech(folder: str | Path) -> list[Utterance]:
+    """A LibriSpeech split: ``speaker/chapter/<id>.flac`` with transcripts in ``*.trans.txt``."""
+    folder = Path(folder)
+    transcripts = sorted(folder.glob("*/*/*.trans.txt"))
+    if not transcripts:
+        raise UserError(f"no LibriSpeech transcripts (speaker/chapter/*.trans.txt) under {folder}; "
+                        "set data.root and data.train_set/val_set (e.g. train-clean-100, dev-clean)")
+    items = []
+    for trans in transcripts:
+        for line in trans.read_text().splitlines():
+            if not line.strip():
+                continue
+            uid, _, text = line.strip().partition(" ")
+            audio = trans.parent / f"{uid}.flac"
+            if not audio.is_file():
+                raise UserError(f"{trans} names {uid} but {audio} is missing; restore the file or the line")
+            items.append(Utterance(str(audio), _duration(audio), normalize(text)))
+    return items
+
+
+def _subset(items: list[Utterance], limit: int, seed: int) -> list[Utterance]:
+    if limit <= 0 or limit >= len(items):
+        return items
+    keep = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:limit]
+    return [items[i] for i in sorted(keep.tolist())]
+
+
+def sources(cfg: SpeechConfig, split: str = "train") -> tuple[list[Utterance], list[Utterance]]:
+    """Training (empty when ``split="val"``) and validation utterances for ``cfg.data``."""
+    d = cfg.data
+    if d.dataset == "espeak":
+        from .synth import embedded_corpus
+
+        root = embedded_corpus(cfg.seed, d.num_train, d.num_val, d.sample_rate)
+        train = read_manifest(root / "train.jsonl") if split == "train" else []
+        return train, read_manifest(root / "val.jsonl")
+    if d.dataset not in DATASETS:
+        raise UserError(f"data.dataset={d.dataset!r} is not valid; choose one of: {', '.join(DATASETS)}")
+    if not d.root or not d.train_set or not d.val_set:
+        raise UserError(f"data.dataset={d.dataset} needs data.root, data.train_set and data.val_set "
+                        "(e.g. data.root=/data/LibriSpeech data.train_set=train-clean-100 data.val_set=dev-clean)")
+    reader = read_librispeech if d.dataset == "librispeech" else read_manifest
+    train = _subset(reader(Path(d.root) / d.train_set), d.num_train, cfg.seed) if split == "train" else []
+    return train, _subset(reader(Path(d.root) / d.val_set), d.num_val, cfg.seed)
+
+
+class SpeechDataset(Dataset):
+    """Utterances -> ``(features (n_mels, frames), token ids)``."""
+
+    def __init__(self, items: list[Utterance], featurizer: Featurizer, vocab: Vocabulary) -> None:
+        self.items, self.featurizer, self.vocab = items, featurizer, vocab
+        self.durations = [u.duration for u in items]  # read by the length-bucketing sampler
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self.items[i]
+        return self.featurizer(item.path), torch.tensor(self.vocab.encode(item.text), dtype=torch.long)
+
+
+def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+    """Zero-pad to the longest item: ``(features (N, n_mels, T), frames (N,), targets (N, L), lengths (N,))``."""
+    feats, targets = zip(*batch)
+    frames = torch.tensor([f.shape[-1] for f in feats])
+    lengths = torch.tensor([len(t) for t in targets])
+    padded = feats[0].new_zeros(len(feats), feats[0].shape[0], int(frames.max()))
+    for i, f in enumerate(feats):
+        padded[i, :, : f.shape[-1]] = f
+    return padded, frames, torch.nn.utils.rnn.pad_sequence(list(targets), batch_first=True), lengths
+
+
+def build_data(cfg: SpeechConfig, split: str = "train") -> DataBundle:
+    """Train/val datasets and ``info`` (vocabulary, rate, mel bins) for ``cfg``."""
+    vocab = Vocabulary(TOKENS)
+    train_items, val_items = sources(cfg, split)
+    # CTC needs at least one output frame per target token (two for repeats); at 100 frames/s
+    # and stride 2 that is ~50 tokens/s, so only absurd transcripts are dropped here.
+    train_items = [u for u in train_items if u.text and u.duration <= cfg.data.max_duration
+                   and len(u.text) < u.duration * 40]
+    if split == "train" and not train_items:
+        raise UserError(f"no usable training utterances (all empty or longer than data.max_duration="
+                        f"{cfg.data.max_duration} s); raise data.max_duration or check the transcripts")
+    val_items = sorted(val_items, key=lambda u: u.duration)
+    info = {"tokens": vocab.tokens, "sample_rate": cfg.data.sample_rate, "n_mels": cfg.data.n_mels,
+            "in_channels": cfg.data.n_mels, "train_hours": round(sum(u.duration for u in train_items) / 3600, 3)}
+    train = SpeechDataset(train_items, Featurizer(cfg.data, train=True), vocab)
+    val = SpeechDataset(val_items, Featurizer(cfg.data, train=False), vocab)
+    return DataBundle(train, val, info, collate_fn=collate)

@@ -1,0 +1,55 @@
+"""Acoustic model = registry 1-D backbone (QuartzNet style) + 1x1 conv CTC head; CTC loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+import backbones
+from tasks.core.errors import UserError
+
+from .config import SpeechConfig
+
+
+class CTCModel(nn.Module):
+    """``(features (N, n_mels, T), frames (N,))`` -> ``(logits (N, vocab, T'), frames after striding)``."""
+
+    def __init__(self, backbone: nn.Module, vocab_size: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Conv1d(backbone.num_features, vocab_size, 1)
+
+    def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames out of the backbone; backbones without time striding keep the count."""
+        fn = getattr(self.backbone, "output_lengths", None)
+        return fn(frames) if fn is not None else frames
+
+    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.head(self.dropout(self.backbone(feats)[-1]))
+        return logits, self.output_lengths(frames).clamp(max=logits.shape[-1])
+
+
+def build_model(cfg: SpeechConfig, info: dict[str, Any]) -> nn.Module:
+    name = cfg.backbone.name
+    if name in backbones.names() and backbones.entry(name).modality != "sequence":
+        raise UserError(f"backbone.name={name!r} is a {backbones.entry(name).modality} backbone; "
+                        f"pick a sequence one: {', '.join(backbones.names('sequence'))}")
+    kwargs = {"in_channels": info["in_channels"], **cfg.backbone.create_kwargs()}
+    return CTCModel(backbones.create(name, **kwargs), len(info["tokens"]), cfg.model.dropout)
+
+
+def ctc_loss(logits: torch.Tensor, out_frames: torch.Tensor, targets: torch.Tensor,
+             target_lengths: torch.Tensor) -> torch.Tensor:
+    """Mean CTC loss per target token (blank = 0); impossible alignments count as zero, not inf."""
+    log_probs = logits.float().log_softmax(1).permute(2, 0, 1)  # (T, N, V) as CTCLoss wants
+    return nn.functional.ctc_loss(log_probs, targets, out_frames, target_lengths, blank=0,
+                                  reduction="mean", zero_infinity=True)
+
+
+def loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
+    feats, frames, targets, target_lengths = batch
+    logits, out_frames = model(feats, frames)
+    return ctc_loss(logits, out_frames, targets, target_lengths), {}
