@@ -68,6 +68,8 @@ def degradation(depths: list[int], seeds: list[int], steps: int, out: Path | Non
         raise UserError(f"--depths {bad} not valid; choose from {', '.join(map(str, CIFAR_DEPTHS))}")
     task = load_task("classification")
     root = out or Path("runs") / "experiments" / f"degradation-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not any(o.startswith("data.limit_val=") for o in overrides or []):
+        overrides = ["data.limit_val=2000", *(overrides or [])]  # 2,000 test images: evaluation stays cheap
     load_config(task.config_class, config or task.default_config_path(), overrides or [])  # fail fast
     runs: dict[tuple[int, str], list[Path]] = {}
     for depth in depths:
