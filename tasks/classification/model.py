@@ -7,20 +7,15 @@ from typing import Any
 import torch
 from torch import nn
 
-import backbones
 from backbones.adapters import Classifier
-from tasks.core.errors import UserError
+from tasks.core.backbone import build_backbone
 
 from .config import ClassificationConfig
 
 
 def build_model(cfg: ClassificationConfig, info: dict[str, Any]) -> nn.Module:
-    name = cfg.backbone.name
-    if name in backbones.names() and backbones.entry(name).modality != "image":
-        raise UserError(f"backbone.name={name!r} is a {backbones.entry(name).modality} backbone; "
-                        f"pick an image one: {', '.join(backbones.names('image')[:8])} ...")
-    kwargs = {"in_channels": info["in_channels"], **cfg.backbone.create_kwargs()}
-    return Classifier(backbones.create(name, **kwargs), info["num_classes"], cfg.model.dropout)
+    body = build_backbone(cfg.backbone, "image", in_channels=info["in_channels"])
+    return Classifier(body, info["num_classes"], cfg.model.dropout)
 
 
 def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -30,7 +30,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: d
     if run_dir is not None and shown:
         from .predict import draw
 
-        draw_grid([draw(im, p, info["classes"]) for im, p in shown], Path(run_dir) / "detections.png")
+        draw_grid([draw(im, p, info["classes"], threshold=0.3) for im, p in shown], Path(run_dir) / "detections.png")
     return {k: float(result[k]) for k in KEYS}
 
 

@@ -18,6 +18,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 import backbones
+from tasks.core.backbone import build_backbone
 from tasks.core.errors import UserError
 
 from .config import DetectionConfig
@@ -51,12 +52,10 @@ def freeze_stages(body: nn.Module, trainable: int) -> None:
 
 
 def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
-    m, name = cfg.model, cfg.backbone.name
+    m = cfg.model
     if m.arch not in ARCHS:
         raise UserError(f"model.arch={m.arch!r} is not valid; choose one of: {', '.join(ARCHS)}")
-    if name in backbones.names() and backbones.entry(name).modality != "image":
-        raise UserError(f"backbone.name={name!r} is not an image backbone; pick e.g. resnet18 or resnet50")
-    body = backbones.create(name, **{"in_channels": 3, **cfg.backbone.create_kwargs()})
+    body = build_backbone(cfg.backbone, "image", in_channels=3)
     if m.frozen_bn:
         freeze_batch_norm(body)
     freeze_stages(body, m.trainable_stages)

@@ -16,7 +16,7 @@ class DetectionTask(SupervisedTask):
     default_recipe = "scenes_fasterrcnn_resnet18.yaml"
     headline = "map_50"
     budgets = {"demo": ["trainer.max_steps=200", "trainer.eval_every=200", "data.num_train=800"],
-               "small": ["trainer.max_steps=300", "trainer.eval_every=300", "data.num_train=800"]}
+               "small": ["trainer.max_steps=200", "trainer.eval_every=200", "data.num_train=800"]}
 
     build_data = staticmethod(data.build_data)
     build_model = staticmethod(model.build_model)

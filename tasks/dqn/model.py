@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import backbones
+from tasks.core.backbone import build_backbone
 from tasks.core.errors import UserError
 
 from .config import DQNConfig
@@ -59,9 +60,5 @@ def build_model(cfg: DQNConfig, info: dict[str, Any]) -> QNetwork:
         kind = "stacked frames" if info["pixels"] else "vector observations"
         raise UserError(f"backbone.name={name!r} does not take {kind}; use "
                         f"{'impala_cnn' if info['pixels'] else 'resmlp'} (or another {want} backbone)")
-    kwargs = {"in_channels": int(info["obs_shape"][0]), **cfg.backbone.create_kwargs()}
-    try:
-        backbone = backbones.create(name, **kwargs)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    backbone = build_backbone(cfg.backbone, want, in_channels=int(info["obs_shape"][0]))
     return QNetwork(backbone, info["num_actions"], tuple(info["obs_shape"]), cfg.model.dueling, cfg.model.hidden)

@@ -7,8 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import backbones
-from tasks.core.errors import UserError
+from tasks.core.backbone import build_backbone
 
 from .config import SpeechConfig
 
@@ -33,12 +32,8 @@ class CTCModel(nn.Module):
 
 
 def build_model(cfg: SpeechConfig, info: dict[str, Any]) -> nn.Module:
-    name = cfg.backbone.name
-    if name in backbones.names() and backbones.entry(name).modality != "sequence":
-        raise UserError(f"backbone.name={name!r} is a {backbones.entry(name).modality} backbone; "
-                        f"pick a sequence one: {', '.join(backbones.names('sequence'))}")
-    kwargs = {"in_channels": info["in_channels"], **cfg.backbone.create_kwargs()}
-    return CTCModel(backbones.create(name, **kwargs), len(info["tokens"]), cfg.model.dropout)
+    body = build_backbone(cfg.backbone, "sequence", in_channels=info["in_channels"])
+    return CTCModel(body, len(info["tokens"]), cfg.model.dropout)
 
 
 def ctc_loss(logits: torch.Tensor, out_frames: torch.Tensor, targets: torch.Tensor,

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import backbones
+from tasks.core.backbone import build_backbone
 from tasks.core.errors import UserError
 
 from .config import SuperResolutionConfig
@@ -101,14 +102,9 @@ class SuperResolutionNet(nn.Module):
 
 def build_model(cfg: SuperResolutionConfig, info: dict[str, Any]) -> nn.Module:
     """The SR network for ``cfg`` (body from the registry, head from ``cfg.model``, scale from the data)."""
-    name = cfg.backbone.name
-    if name in backbones.names() and backbones.entry(name).modality != "image":
-        raise UserError(f"backbone.name={name!r} is a {backbones.entry(name).modality} backbone; "
-                        "pick a stride-1 image body: edsr_baseline, edsr, edsr_tiny")
     if cfg.model.loss not in LOSSES:
         raise UserError(f"model.loss={cfg.model.loss!r} is not valid; choose one of: {', '.join(LOSSES)}")
-    kwargs = {"in_channels": info.get("in_channels", 3), **cfg.backbone.create_kwargs()}
-    body = backbones.create(name, **kwargs)
+    body = build_backbone(cfg.backbone, "image", in_channels=info.get("in_channels", 3))
     net = SuperResolutionNet(body, info["scale"], info.get("mean", DEFAULT_MEAN), cfg.model.global_residual,
                              cfg.model.tile, cfg.model.tile_overlap)
     net.loss_name = cfg.model.loss
