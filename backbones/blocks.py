@@ -224,7 +224,8 @@ class ResidualBlock(nn.Module):
             return identity * (1 - t) + fx * t
         if self.opts.residual_scale != 1.0:
             fx = fx * self.opts.residual_scale
-        return identity + fx
+        # In place, as torchvision: no layer that produces a branch output needs it for backward.
+        return fx.add_(identity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.merge(x, self.branch(x))

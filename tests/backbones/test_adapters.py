@@ -96,3 +96,17 @@ def test_classifier_head_pools_any_modality() -> None:
     assert Classifier(backbones.create("resnet20"), 7)(torch.randn(2, 3, 16, 16)).shape == (2, 7)
     assert Classifier(backbones.create("quartznet_small", in_channels=16), 5)(torch.randn(2, 16, 30)).shape == (2, 5)
     assert Classifier(backbones.create("resmlp", in_channels=4), 2)(torch.randn(3, 4)).shape == (3, 2)
+
+
+def test_gradients_equal_torchvision_with_the_same_weights() -> None:
+    # In-place ReLU and residual add must not change the backward pass.
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None)
+    ours = backbones.load_torchvision_weights(backbones.create("resnet18"), reference.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    trunk = torch.nn.Sequential(*list(reference.children())[:-2])
+    trunk(x).pow(2).mean().backward()
+    ours(x)[-1].pow(2).mean().backward()
+    theirs = dict(reference.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, theirs[name].grad, atol=1e-6, rtol=1e-4), name
