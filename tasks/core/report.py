@@ -90,8 +90,11 @@ def residual_vs_plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         diff = a["mean"] - b["mean"]
         noise = max(a["std"], b["std"])
         better = diff > 0 if higher else diff < 0
-        verdict = ("residual better" if better else "plain better") + (
-            "" if abs(diff) > noise else " (within seed spread)")
+        verdict = "residual better" if better else "plain better"
+        if min(a["seeds"], b["seeds"]) < 2:
+            verdict += " (1 seed: spread unknown)"
+        elif abs(diff) <= noise:
+            verdict += " (within seed spread)"
         out.append({"task": task, "metric": a["metric"], "residual": a, "plain": b, "diff": diff, "verdict": verdict})
     return out
 
