@@ -6,26 +6,14 @@ import sys
 
 import pytest
 
-from tasks.cli import main
 
-
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_train_evaluate_predict_report(capsys, tiny_cls, tmp_path) -> None:
-    code, out, _ = _run(capsys, "train", "classification", *tiny_cls)
+def test_train_evaluate_predict_report(rsuite, tiny_cls, tmp_path) -> None:
+    code, out, _ = rsuite("train", "classification", *tiny_cls)
     assert code == 0
     run_dir = out.strip().splitlines()[-1]
     assert run_dir.endswith("runs/classification/t")
 
-    code, out, _ = _run(capsys, "evaluate", run_dir, "--json")
+    code, out, _ = rsuite("evaluate", run_dir, "--json")
     metrics = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and {"top1", "top5", "loss"} <= set(metrics) and 0 <= metrics["top1"] <= 1
 
@@ -33,19 +21,19 @@ def test_train_evaluate_predict_report(capsys, tiny_cls, tmp_path) -> None:
 
     image = tmp_path / "item.png"
     Image.new("L", (28, 28), 128).save(image)
-    code, out, _ = _run(capsys, "predict", run_dir, str(image), "--out", str(tmp_path / "p.json"))
+    code, out, _ = rsuite("predict", run_dir, str(image), "--out", str(tmp_path / "p.json"))
     assert code == 0 and json.loads(out.splitlines()[0])["class"]
     assert json.loads((tmp_path / "p.json").read_text())[0]["file"] == str(image)
 
-    code, out, _ = _run(capsys, "report", str(tmp_path / "runs"))
+    code, out, _ = rsuite("report", str(tmp_path / "runs"))
     report = (tmp_path / "runs" / "report" / "report.md").read_text()
     assert code == 0 and "| classification | resnet20 | residual | top1 |" in report
     for name in ("headline.png", "report.html", "report.json"):
         assert (tmp_path / "runs" / "report" / name).is_file()
 
 
-def test_backbones_table(capsys) -> None:
-    code, out, _ = _run(capsys, "backbones", "--modality", "vector")
+def test_backbones_table(rsuite) -> None:
+    code, out, _ = rsuite("backbones", "--modality", "vector")
     assert code == 0 and "resmlp" in out and "resnet50" not in out
 
 
@@ -62,16 +50,16 @@ def test_backbones_table(capsys) -> None:
         (["report", "/nonexistent/runs"], "not a folder"),
     ],
 )
-def test_errors_exit_2_with_one_line(capsys, argv, needle, tmp_path) -> None:
-    code, _, err = _run(capsys, *argv, *([f"trainer.runs_dir={tmp_path}"] if argv[0] == "train" else []))
+def test_errors_exit_2_with_one_line(rsuite, argv, needle, tmp_path) -> None:
+    code, _, err = rsuite(*argv, *([f"trainer.runs_dir={tmp_path}"] if argv[0] == "train" else []))
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
 
 
-def test_predict_missing_image_is_one_line(capsys, tiny_cls, tmp_path) -> None:
-    _, out, _ = _run(capsys, "train", "classification", *tiny_cls)
-    code, _, err = _run(capsys, "predict", out.strip().splitlines()[-1], str(tmp_path / "missing.png"))
+def test_predict_missing_image_is_one_line(rsuite, tiny_cls, tmp_path) -> None:
+    _, out, _ = rsuite("train", "classification", *tiny_cls)
+    code, _, err = rsuite("predict", out.strip().splitlines()[-1], str(tmp_path / "missing.png"))
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
 
 

@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 
-from tasks.cli import main
 from tasks.core.checkpoint import load_checkpoint
 from tasks.core.config import load_config
 from tasks.core.runlog import read_jsonl
@@ -67,33 +66,23 @@ def test_resume_continues_the_run_and_keeps_the_replay(tmp_path) -> None:
     refill.logger.close()
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_cli_train_evaluate_predict(capsys, tmp_path) -> None:
-    code, out, _ = _cli(capsys, "train", "dqn", *_tiny(tmp_path, "cli", 300), MLP, "agent.learning_starts=100",
+def test_cli_train_evaluate_predict(rsuite, tmp_path) -> None:
+    code, out, _ = rsuite("train", "dqn", *_tiny(tmp_path, "cli", 300), MLP, "agent.learning_starts=100",
                         "trainer.eval_every=300", "eval.episodes=2", "eval.final_episodes=3",
                         "env.num_envs=2", "env.vectorization=async", "agent.prioritized=true")
     assert code == 0 and out.strip().splitlines()[-1].endswith("runs/dqn/cli")
     run = out.strip().splitlines()[-1]
-    code, out, _ = _cli(capsys, "evaluate", run, "--json")
+    code, out, _ = rsuite("evaluate", run, "--json")
     metrics = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and metrics["episodes"] == 3 and metrics["return_mean"] >= 8  # CartPole episodes last >= 8
-    code, out, _ = _cli(capsys, "predict", run, "7", "CartPole-v0", "--out", str(tmp_path / "p.json"))
+    code, out, _ = rsuite("predict", run, "7", "CartPole-v0", "--out", str(tmp_path / "p.json"))
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and rows[0]["seed"] == 7 and rows[1]["env"] == "CartPole-v0" and rows[0]["length"] >= 8
     assert json.loads((tmp_path / "p.json").read_text()) == rows
-    code, _, err = _cli(capsys, "predict", run, "MountainCar-v0")
+    code, _, err = rsuite("predict", run, "MountainCar-v0")
     assert code == 2 and "same spaces" in err
     gif = tmp_path / "episode.gif"
-    code, out, err = _cli(capsys, "predict", run, "3", "--out", str(gif))
+    code, out, err = rsuite("predict", run, "3", "--out", str(gif))
     if importlib.util.find_spec("pygame") is None:  # CartPole draws with pygame
         assert code == 2 and "pygame" in err
     else:
@@ -107,8 +96,8 @@ def test_cli_train_evaluate_predict(capsys, tmp_path) -> None:
     (["agent.n_step=0"], "agent.n_step"),
     (["env.vectorization=threads"], "sync or async"),
 ])
-def test_bad_settings_are_one_line(capsys, tmp_path, argv, needle) -> None:
-    code, _, err = _cli(capsys, "train", "dqn", *_tiny(tmp_path, "bad", 10), *argv)
+def test_bad_settings_are_one_line(rsuite, tmp_path, argv, needle) -> None:
+    code, _, err = rsuite("train", "dqn", *_tiny(tmp_path, "bad", 10), *argv)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
 
 
