@@ -9,6 +9,7 @@ a resumed run ends with exactly the weights of an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ class Trainer:
     def __init__(self, task: SupervisedTask, cfg: Any, run_dir: Path) -> None:
         self.task, self.cfg, self.run_dir = task, cfg, run_dir
         t = cfg.trainer
-        self.device = resolve_device(t.device, int(__import__("os").environ.get("LOCAL_RANK", "0")))
+        self.device = resolve_device(t.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.dist = distributed.setup(self.device.type)
         set_threads(t.threads, self.dist.world_size)
         torch.manual_seed(cfg.seed + self.dist.rank)
