@@ -25,7 +25,7 @@ from .checkpoint import atomic_save, load_checkpoint, make_checkpoint, rng_state
 from .config import to_dict
 from .device import autocast, autocast_dtype, resolve_device, set_threads
 from .errors import UserError
-from .loader import ResumableSampler, make_loader
+from .loader import ShuffledBatchSampler, make_loader
 from .optim import build_optimizer, build_scheduler
 from .runlog import RunLogger, plot_curves
 from .task import SupervisedTask
@@ -77,10 +77,11 @@ class Trainer:
         if n // world < self.local_batch:
             raise UserError(f"the training set has {n} samples, fewer than one batch of {cfg.data.batch_size}; "
                             "lower data.batch_size or add data")
-        self.sampler = ResumableSampler(n, self.local_batch, shuffle=True, seed=cfg.seed,
-                                        rank=self.dist.rank, world_size=world)
         pin = self.device.type == "cuda"
-        self.train_loader = make_loader(self.data.train, self.local_batch, sampler=self.sampler,
+        # the task's batches (similar lengths, aspect ratios) or plain shuffled ones; resumable either way
+        self.sampler = self.task.batch_sampler(cfg, self.data.train, self.local_batch, self.dist.rank, world) or \
+            ShuffledBatchSampler(n, self.local_batch, seed=cfg.seed, rank=self.dist.rank, world_size=world)
+        self.train_loader = make_loader(self.data.train, self.local_batch, batch_sampler=self.sampler,
                                         num_workers=cfg.trainer.num_workers, seed=cfg.seed,
                                         collate_fn=self.data.collate_fn, pin_memory=pin)
         self.val_loader = make_loader(self.data.val, self.local_batch, num_workers=cfg.trainer.num_workers,

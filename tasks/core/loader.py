@@ -1,14 +1,15 @@
-"""Data loading the engine controls: resumable, shardable sampling and seeded workers.
+"""Data loading the engine controls: resumable, shardable batch sampling and seeded workers.
 
-The sampler's order depends only on ``(seed, epoch)``, so a resumed run can skip the batches
-it already consumed and see exactly the samples an uninterrupted run would. Under DDP each
-rank takes every ``world_size``-th index of the same permutation, so the ranks' local
-batches together are the single-process global batch.
+A training epoch is a list of global batches fixed by ``(seed, epoch)``, so a resumed run can
+skip the batches it already consumed and see exactly the samples an uninterrupted run would.
+Under DDP each rank takes every ``world_size``-th sample of each global batch, so the ranks'
+local batches together are the single-process global batch. Tasks may cut batches their own
+way (similar lengths, aspect ratios) by subclassing :class:`EpochBatchSampler`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,36 +17,77 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
-class ResumableSampler(Sampler[int]):
-    """Shuffled (or ordered) indices for one rank, starting at a given batch of the epoch."""
+class EpochBatchSampler(Sampler[list[int]]):
+    """Base of the batch samplers a task may hand the engine (``SupervisedTask.batch_sampler``).
 
-    def __init__(self, length: int, batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    Each epoch starts from a shuffled order of all samples, which a subclass cuts into global
+    batches (``global_batches``); each rank takes every ``world_size``-th sample of every
+    global batch. The order depends only on ``(seed, epoch)`` and iteration can start at any
+    batch, so resumed runs see exactly the batches an uninterrupted run would. An epoch has
+    ``length // global batch`` batches.
+    """
+
+    def __init__(self, length: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.length, self.batch_size = length, batch_size
-        self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world_size
+        self.seed, self.rank, self.world = seed, rank, world_size
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
-    def _indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.length, generator=g).tolist()
-        else:
-            order = list(range(self.length))
-        per_rank = self.length // self.world
-        return order[self.rank: per_rank * self.world: self.world]
-
     def batches_per_epoch(self) -> int:
-        return (self.length // self.world) // self.batch_size
+        return self.length // (self.batch_size * self.world)
 
-    def __iter__(self) -> Iterator[int]:
-        idx = self._indices()[: self.batches_per_epoch() * self.batch_size]
-        return iter(idx[self.start_batch * self.batch_size:])
+    def global_batches(self, order: list[int], generator: torch.Generator) -> list[list[int]]:
+        """Cut this epoch's shuffled ``order`` into at least ``batches_per_epoch()`` global batches."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.length, generator=g).tolist()
+        batches = self.global_batches(order, g)[: self.batches_per_epoch()]
+        return iter([b[self.rank:: self.world] for b in batches[self.start_batch:]])
 
     def __len__(self) -> int:
-        return (self.batches_per_epoch() - self.start_batch) * self.batch_size
+        return self.batches_per_epoch() - self.start_batch
+
+
+class ShuffledBatchSampler(EpochBatchSampler):
+    """The engine's default: consecutive global batches of the epoch's shuffled order."""
+
+    def global_batches(self, order: list[int], generator: torch.Generator) -> list[list[int]]:
+        size = self.batch_size * self.world
+        return [order[k: k + size] for k in range(0, len(order) - size + 1, size)]
+
+
+class GroupedBatchSampler(EpochBatchSampler):
+    """Shuffled batches whose samples share a group (e.g. an aspect-ratio bin).
+
+    Detectors pad every image of a batch to the batch's largest size; batching images of
+    similar shape wastes less compute on padding. Indices of the epoch's shuffled order are
+    collected per group and a group's global batch is emitted as soon as it fills. The
+    leftovers of all groups (less than one global batch each) end the epoch as mixed batches,
+    so no sample is starved and an epoch has as many batches as the ungrouped sampler. With a
+    single group the batches are exactly :class:`ShuffledBatchSampler`'s.
+    """
+
+    def __init__(self, groups: Sequence[int], batch_size: int, *, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        super().__init__(len(groups), batch_size, seed=seed, rank=rank, world_size=world_size)
+        self.groups = list(groups)
+
+    def global_batches(self, order: list[int], generator: torch.Generator) -> list[list[int]]:
+        size = self.batch_size * self.world
+        pending: dict[int, list[int]] = {}
+        batches = []
+        for i in order:
+            bucket = pending.setdefault(self.groups[i], [])
+            bucket.append(i)
+            if len(bucket) == size:
+                batches.append(bucket)
+                pending[self.groups[i]] = []
+        rest = [i for key in sorted(pending) for i in pending[key]]
+        return batches + [rest[k: k + size] for k in range(0, len(rest) - size + 1, size)]
 
 
 def seed_worker(worker_id: int) -> None:
@@ -55,12 +97,16 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, shuffle: bool = False,
-                num_workers: int = 0, seed: int = 0, collate_fn: Callable[[list], Any] | None = None,
-                pin_memory: bool = False, drop_last: bool = False) -> DataLoader:
-    """A ``DataLoader`` with its own generator, so loader setup never draws from the global RNG."""
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
-        num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory, drop_last=drop_last,
-        worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(seed),
-        persistent_workers=False,
-    )
+                batch_sampler: Sampler[list[int]] | None = None, num_workers: int = 0, seed: int = 0,
+                collate_fn: Callable[[list], Any] | None = None, pin_memory: bool = False,
+                drop_last: bool = False) -> DataLoader:
+    """A ``DataLoader`` with its own generator, so loader setup never draws from the global RNG.
+
+    ``batch_sampler`` (which yields whole batches) replaces ``batch_size``/``sampler``/``shuffle``.
+    """
+    common = {"num_workers": num_workers, "collate_fn": collate_fn, "pin_memory": pin_memory,
+              "worker_init_fn": seed_worker, "generator": torch.Generator().manual_seed(seed)}
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, **common)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
+                      drop_last=drop_last, **common)

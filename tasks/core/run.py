@@ -18,6 +18,7 @@ import torch
 from . import distributed
 from .checkpoint import load_checkpoint
 from .config import from_dict, load_config, save_yaml
+from .engine import Trainer
 from .errors import UserError
 from .task import SupervisedTask
 
@@ -61,13 +62,15 @@ def train_main(task: SupervisedTask, argv: list[str] | None = None, stop_at: int
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        trainer = task.make_trainer(cfg, run_dir)
+        trainer = Trainer(task, cfg, run_dir)
     except BaseException:
         if created:  # bad data or model settings: leave no empty run folder behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if trainer.dist.is_main:
         save_yaml(cfg, run_dir / "config.yaml")
+        # what the model was built for (classes, label <-> dataset id maps); also inside every checkpoint
+        (run_dir / "data_info.json").write_text(json.dumps(trainer.data.info, indent=1, default=str) + "\n")
     if cfg.trainer.resume and trainer.resume():
         print(f"resumed {run_dir} at step {trainer.step}", file=sys.stderr)
     try:

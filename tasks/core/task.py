@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -59,13 +59,18 @@ class SupervisedTask:
         """Metrics over ``loader`` under the task's fixed names; may write plots to ``run_dir``."""
         raise NotImplementedError
 
+    def batch_sampler(self, cfg: Any, dataset: Dataset, batch_size: int, rank: int,
+                      world_size: int) -> Sampler[list[int]] | None:
+        """Training batches of one rank when the task groups them (similar lengths, aspect ratios).
+
+        ``None`` (the default) means the engine's shuffled batches. A returned sampler yields
+        lists of indices and offers ``set_epoch(epoch, start_batch)`` and ``batches_per_epoch()``
+        with an order fixed by ``(seed, epoch)``, so resumed runs see the same batches
+        (see :class:`tasks.core.loader.GroupedBatchSampler`).
+        """
+        return None
+
     # ------------------------------------------------ entry points (CLI, demo)
-    def make_trainer(self, cfg: Any, run_dir: Path) -> Any:
-        """The engine's :class:`~tasks.core.engine.Trainer`; a task may return a subclass of it."""
-        from .engine import Trainer
-
-        return Trainer(self, cfg, run_dir)
-
     def train(self, argv: list[str]) -> Path:
         """``rsuite train <task> ...``: tasks with their own loop (e.g. RL) override this."""
         from .run import train_main

@@ -21,6 +21,7 @@ class DataConfig:
     batch_size: int = 8
     augment: bool = True
     scale_jitter: float = 0.25  # random scale in [1 - j, 1 + j]
+    aspect_ratio_group_factor: int = 3  # batch images of similar aspect ratio (2k+2 bins); -1 = off
     limit_train: int = 0
     limit_val: int = 0
     # scene generator (dataset=scenes)

@@ -16,7 +16,7 @@ import albumentations as A
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from tasks.core.errors import UserError
 from tasks.core.task import DataBundle
@@ -61,7 +61,8 @@ def read_coco(ann_file: Path, images_dir: Path) -> tuple[list[dict], list[dict],
             else:
                 boxes.append([x0, y0, x1, y1])
                 cats.append(ann["category_id"])
-        records.append({"path": path, "id": img["id"], "boxes": boxes, "category_ids": cats})
+        records.append({"path": path, "id": img["id"], "width": w, "height": h, "boxes": boxes,
+                        "category_ids": cats})
     bad = {k: v for k, v in dropped.items() if v and k != "crowd"}
     if bad:
         detail = ", ".join(f"{v} {k}" for k, v in bad.items())
@@ -77,6 +78,11 @@ class CocoDetection(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def aspect_ratios(self) -> list[float]:
+        """Width / height of every image, from the annotation file (no image is opened)."""
+        return [r["width"] / r["height"] for r in self.records]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         rec = self.records[i]
@@ -122,8 +128,14 @@ def _paths(cfg: DataConfig, seed: int) -> tuple[Path, Path, Path, Path]:
             root / (cfg.val_images or "val/images"), root / (cfg.val_annotations or "val/annotations.json"))
 
 
-def _limit(ds: Dataset, n: int) -> Dataset:
-    return Subset(ds, range(min(n, len(ds)))) if n > 0 else ds
+def aspect_ratio_groups(aspect_ratios: list[float], factor: int) -> list[int]:
+    """Bin width/height ratios into ``2 * factor + 2`` groups, log-spaced between 1/2 and 2.
+
+    Batches drawn from one group need little padding (torchvision's detection reference
+    groups the same way; its ``--aspect-ratio-group-factor`` is ``factor``).
+    """
+    edges = 2.0 ** np.linspace(-1, 1, 2 * factor + 1)
+    return np.digitize(np.asarray(aspect_ratios, np.float64), edges).tolist()
 
 
 def build_data(cfg: DetectionConfig, split: str = "train") -> DataBundle:
@@ -133,9 +145,11 @@ def build_data(cfg: DetectionConfig, split: str = "train") -> DataBundle:
     train_records = read_coco(train_ann, train_images)[0] if split == "train" else []
     label_of = {c["id"]: k + 1 for k, c in enumerate(categories)}
     info = {"num_classes": len(categories) + 1, "classes": ["__background__"] + [c["name"] for c in categories],
-            "category_ids": [c["id"] for c in categories], "image_size": cfg.data.image_size,
+            "category_ids": [c["id"] for c in categories],  # label k is category_ids[k - 1] of the json
+            "image_size": cfg.data.image_size,
             "dataset": cfg.data.dataset}
     transform = train_augmentation(cfg.data) if cfg.data.augment else None
-    train = _limit(CocoDetection(train_records, label_of, transform), cfg.data.limit_train)
-    val = _limit(CocoDetection(val_records, label_of), cfg.data.limit_val)
+    limit_train, limit_val = cfg.data.limit_train or None, cfg.data.limit_val or None
+    train = CocoDetection(train_records[:limit_train], label_of, transform)
+    val = CocoDetection(val_records[:limit_val], label_of)
     return DataBundle(train, val, info, collate_fn=collate)

@@ -35,7 +35,11 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: d
 
 
 def draw_grid(tiles: list[torch.Tensor], path: Path, columns: int = 4) -> Path:
+    """Save uint8 tiles as one PNG; tiles of different sizes (user images) are padded to the largest."""
     from torchvision.utils import make_grid, save_image
 
-    save_image(make_grid([t.float() / 255 for t in tiles], nrow=columns, padding=2), str(path))
+    height, width = max(t.shape[1] for t in tiles), max(t.shape[2] for t in tiles)
+    padded = [torch.nn.functional.pad(t.float() / 255, (0, width - t.shape[2], 0, height - t.shape[1]))
+              for t in tiles]
+    save_image(make_grid(padded, nrow=columns, padding=2), str(path))
     return path

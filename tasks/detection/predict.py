@@ -16,9 +16,13 @@ from .task import TASK
 
 
 def draw(image: torch.Tensor, pred: dict[str, torch.Tensor], classes: list[str], threshold: float = 0.5,
-         scale: int = 2) -> torch.Tensor:
-    """uint8 image with the detections above ``threshold`` (upscaled so labels stay legible)."""
+         scale: int = 0) -> torch.Tensor:
+    """uint8 image with the detections above ``threshold``.
+
+    ``scale=0`` upscales small images (longer side under 400 px) 2x so labels stay legible.
+    """
     img = (image.clamp(0, 1) * 255).to(torch.uint8) if image.is_floating_point() else image
+    scale = scale or (2 if max(img.shape[1:]) < 400 else 1)
     keep = pred["scores"] >= threshold
     boxes = pred["boxes"][keep] * scale
     labels = [f"{classes[int(c)]} {float(s):.2f}" for c, s in zip(pred["labels"][keep], pred["scores"][keep])]
@@ -31,7 +35,7 @@ def draw(image: torch.Tensor, pred: dict[str, torch.Tensor], classes: list[str],
 def predict(run_dir: Path, inputs: list[Path], out: Path | None = None, threshold: float = 0.5) -> list[dict[str, Any]]:
     """Detect objects in each image; writes ``<name>_detections.png`` (into ``out`` if it is a folder)."""
     _, ckpt, model = load_run(TASK, run_dir)
-    classes = ckpt["data_info"]["classes"]
+    classes, category_ids = ckpt["data_info"]["classes"], ckpt["data_info"]["category_ids"]
     results = []
     for path in map(Path, inputs):
         if not path.is_file():
@@ -46,7 +50,8 @@ def predict(run_dir: Path, inputs: list[Path], out: Path | None = None, threshol
         save_image(draw(image, pred, classes, threshold).float() / 255, str(target))
         keep = pred["scores"] >= threshold
         results.append({"file": str(path), "image": str(target), "detections": [
-            {"label": classes[int(c)], "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
+            {"label": classes[int(c)], "category_id": category_ids[int(c) - 1], "score": round(float(s), 4),
+             "box": [round(float(v), 1) for v in b]}
             for b, c, s in zip(pred["boxes"][keep], pred["labels"][keep], pred["scores"][keep])]})
     return results
 

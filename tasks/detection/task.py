@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.core.loader import GroupedBatchSampler
 from tasks.core.task import SupervisedTask
 
 from . import data, evaluate, model
@@ -22,6 +23,15 @@ class DetectionTask(SupervisedTask):
     build_model = staticmethod(model.build_model)
     loss = staticmethod(model.loss)
     evaluate = staticmethod(evaluate.evaluate)
+
+    def batch_sampler(self, cfg: DetectionConfig, dataset: Any, batch_size: int, rank: int,
+                      world_size: int) -> GroupedBatchSampler | None:
+        """Aspect-ratio grouped batches (less padding on COCO); ``data.aspect_ratio_group_factor=-1`` is off."""
+        factor = cfg.data.aspect_ratio_group_factor
+        if factor < 0 or not hasattr(dataset, "aspect_ratios"):
+            return None
+        groups = data.aspect_ratio_groups(dataset.aspect_ratios, factor)
+        return GroupedBatchSampler(groups, batch_size, seed=cfg.seed, rank=rank, world_size=world_size)
 
     def batch_size(self, batch: Any) -> int:
         return len(batch[0])

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tasks.core.task import SupervisedTask
 
 from . import data, evaluate, model
+from .bucketing import LengthBucketSampler
 from .config import SpeechConfig
 
 
@@ -34,10 +34,13 @@ class SpeechTask(SupervisedTask):
                                    "kenlm": m.kenlm, "lm_weight": m.lm_weight, "word_score": m.word_score}
         return bundle
 
-    def make_trainer(self, cfg: SpeechConfig, run_dir: Path) -> Any:
-        from .bucketing import BucketTrainer
-
-        return BucketTrainer(self, cfg, run_dir)
+    def batch_sampler(self, cfg: SpeechConfig, dataset: Any, batch_size: int, rank: int,
+                      world_size: int) -> LengthBucketSampler | None:
+        """Batches of similar duration (less padding), unless ``data.bucket=false``."""
+        durations = getattr(dataset, "durations", None)
+        if not cfg.data.bucket or durations is None:
+            return None
+        return LengthBucketSampler(durations, batch_size, seed=cfg.seed, rank=rank, world_size=world_size)
 
     def batch_size(self, batch: Any) -> int:
         return len(batch[1])

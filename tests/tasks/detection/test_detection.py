@@ -135,6 +135,10 @@ def test_two_training_steps_then_evaluate_and_predict(arch, tmp_path, monkeypatc
         result = predict(run, [image], tmp_path / "out", threshold=0.0)
         written = Image.open(result[0]["image"])
         assert written.size == (128, 128)  # drawn at 2x for legible labels
+        info = json.loads((run / "data_info.json").read_text())  # the label <-> category id map
+        assert len(info["category_ids"]) == len(info["classes"]) - 1 == info["num_classes"] - 1
+        found = result[0]["detections"][0]
+        assert found["category_id"] == info["category_ids"][info["classes"].index(found["label"]) - 1]
 
 
 def test_trainable_stages_and_frozen_bn() -> None:
@@ -148,3 +152,45 @@ def test_trainable_stages_and_frozen_bn() -> None:
     assert not body.conv1.weight.requires_grad and not body.layer3[0].conv1.weight.requires_grad
     assert body.layer4[0].conv1.weight.requires_grad
     assert isinstance(body.bn1, FrozenBatchNorm2d)
+
+
+def _mixed_split(folder, n: int) -> None:
+    """A COCO split of landscape (40x30) and portrait (30x40) images, one box each."""
+    (folder / "images").mkdir(parents=True)
+    images, anns = [], []
+    for i in range(n):
+        w, h = (40, 30) if i % 2 else (30, 40)
+        Image.new("RGB", (w, h), (200, 30 * (i % 8), 20)).save(folder / "images" / f"{i}.png")
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": w, "height": h})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 5, "bbox": [4, 4, 12, 10], "area": 120,
+                     "iscrowd": 0})
+    doc = {"images": images, "annotations": anns, "categories": [{"id": 5, "name": "thing"}]}
+    (folder / "annotations.json").write_text(json.dumps(doc))
+
+
+def test_aspect_ratio_bins() -> None:
+    from tasks.detection.data import aspect_ratio_groups
+
+    groups = aspect_ratio_groups([0.4, 0.75, 1.0, 1.0, 4 / 3, 3.0], factor=1)  # edges 1/2, 1, 2
+    assert groups == [0, 1, 2, 2, 2, 3]
+    assert len(set(aspect_ratio_groups([3 / 4, 4 / 3], factor=3))) == 2
+
+
+def test_user_coco_trains_on_aspect_grouped_batches(tmp_path) -> None:
+    from tasks.core.engine import Trainer
+    from tasks.core.loader import GroupedBatchSampler
+
+    _mixed_split(tmp_path / "data" / "train", 16)
+    _mixed_split(tmp_path / "data" / "val", 4)
+    cfg = load_config(DetectionConfig, None, [
+        "data.dataset=coco", f"data.root={tmp_path / 'data'}", "data.batch_size=4", "data.augment=false",
+        "model.fpn_channels=16", "model.min_size=32", "model.max_size=48", "trainer.max_steps=2",
+        "trainer.eval_every=2", "trainer.progress=false", "trainer.threads=1", f"trainer.runs_dir={tmp_path}"])
+    trainer = Trainer(TASK, cfg, tmp_path / "run")
+    assert isinstance(trainer.sampler, GroupedBatchSampler) and trainer.steps_per_epoch == 4
+    shapes = [{tuple(im.shape) for im in images} for images, _ in trainer.train_loader]
+    assert len(shapes) == 4 and all(len(s) == 1 for s in shapes)  # every batch is all-portrait or all-landscape
+    metrics = trainer.fit()
+    assert trainer.step == 2 and 0 <= metrics["map_50"] <= 1
+    ungrouped = load_config(DetectionConfig, None, ["data.aspect_ratio_group_factor=-1"])
+    assert TASK.batch_sampler(ungrouped, trainer.data.train, 4, 0, 1) is None
