@@ -4,8 +4,9 @@ What: trains torchvision's ``fasterrcnn_resnet50_fpn(weights=None, weights_backb
 and our Faster R-CNN on ``backbone.name=resnet50`` (FPN-256 over all four stages, like the
 stock model) on the embedded scenes. Both go through the same engine run (``rsuite train
 detection``'s loop): same data, batches, anchors, RPN/RoI sampling, optimizer, schedule and
-seed; only the backbone + FPN code differs. Prints mAP, mAP@50, mAP@75, parameters and
-training seconds side by side.
+seed; only the backbone + FPN code differs. A third contender trains ours with torchvision's
+initialisation (``backbone.zero_init_last=false``), separating our code from our init
+default. Prints mAP, mAP@50, mAP@75, parameters and training seconds side by side.
 
 Why: the backbone library claims to be a drop-in ResNet; on detection this means our
 resnet50 must train at least as well as torchvision's own inside torchvision's detector.
@@ -53,9 +54,10 @@ class StockFasterRCNN(DetectionTask):
             rpn_post_nms_top_n_test=reference.rpn._post_nms_top_n["testing"])
 
 
-def run_one(task: DetectionTask, name: str, args: argparse.Namespace, runs: Path) -> dict[str, float]:
+def run_one(task: DetectionTask, name: str, args: argparse.Namespace, runs: Path,
+            settings: list[str]) -> dict[str, float]:
     """Train one model through the engine; its final validation metrics, params and training seconds."""
-    run_dir = task.train([*TWIN, f"seed={args.seed}", f"trainer.max_steps={args.steps}",
+    run_dir = task.train([*TWIN, *settings, f"seed={args.seed}", f"trainer.max_steps={args.steps}",
                           f"trainer.eval_every={args.steps}", f"trainer.log_every={max(1, args.steps // 20)}",
                           f"trainer.threads={args.threads}", f"trainer.runs_dir={runs}", f"trainer.run_name={name}",
                           *args.overrides])
@@ -64,19 +66,31 @@ def run_one(task: DetectionTask, name: str, args: argparse.Namespace, runs: Path
             "params": last["params"], "seconds": last["train_seconds"]}
 
 
+#: name -> (table label, task, extra settings). Our blocks zero-init their last BN scale by default
+#: (Goyal et al. 2017); torchvision's resnet50 does not (zero_init_residual=False), so the third
+#: contender separates our code from our init default.
+CONTENDERS = {
+    "torchvision": ("torchvision `fasterrcnn_resnet50_fpn`", StockFasterRCNN, []),
+    "ours": ("residual-suite `resnet50` + `adapters.fpn`", DetectionTask, []),
+    "ours-torchvision-init": ("residual-suite, `backbone.zero_init_last=false` (torchvision's init)", DetectionTask,
+                              ["backbone.zero_init_last=false"]),
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    p.add_argument("--contenders", nargs="+", choices=sorted(CONTENDERS), default=list(CONTENDERS))
     p.add_argument("--runs", help="keep the two run folders here (default: a temporary folder)")
     p.add_argument("--out", help="append the Markdown table to this file")
     p.add_argument("overrides", nargs="*", help="detection config overrides for both, e.g. data.num_train=500")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(args.runs or tmp)
-        rows = [("torchvision `fasterrcnn_resnet50_fpn`", run_one(StockFasterRCNN(), "torchvision", args, runs)),
-                ("residual-suite `resnet50` + `adapters.fpn`", run_one(DetectionTask(), "ours", args, runs))]
+        rows = [(CONTENDERS[name][0], run_one(CONTENDERS[name][1](), name, args, runs, CONTENDERS[name][2]))
+                for name in args.contenders]
     extra = f", overrides: `{' '.join(args.overrides)}`" if args.overrides else ""
     lines = [f"Faster R-CNN R50-FPN from scratch on the embedded scenes, {args.steps} steps of batch 8, seed "
              f"{args.seed}, {platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"

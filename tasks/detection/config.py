@@ -48,6 +48,8 @@ class ModelConfig:
     max_size: int = 0  # 0 = same as min_size for scenes, 1333 for COCO
     proposals: int = 0  # RPN proposals kept after NMS per image; 0 = torchvision's 2000/1000
     rois_per_image: int = 512  # RoIs sampled per image for the box head's loss
+    head_norm: str = "group"  # RetinaNet head: group (GroupNorm, torchvision's v2 head) | none (v1)
+    box_loss: str = "giou"  # RetinaNet box loss: l1 | smooth_l1 | giou | diou | ciou (v2 uses giou)
     score_thresh: float = 0.05
     detections_per_image: int = 100
 

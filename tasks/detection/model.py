@@ -7,12 +7,15 @@ itself is written here: heads, RPN, RoI pooling, losses and NMS are torchvision'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -24,6 +27,7 @@ from tasks.core.errors import UserError
 from .config import DetectionConfig
 
 ARCHS = ("fasterrcnn", "retinanet", "fcos")
+BOX_LOSSES = ("l1", "smooth_l1", "giou", "diou", "ciou")  # RetinaNet box regression losses in torchvision
 
 
 def freeze_batch_norm(module: nn.Module) -> nn.Module:
@@ -49,6 +53,17 @@ def freeze_stages(body: nn.Module, trainable: int) -> None:
         top = name.split(".")[0]
         if top in frozen_stages or top not in stages:  # the stem is frozen with the first stage
             param.requires_grad_(False)
+
+
+def head_norm(kind: str, channels: int) -> Callable[[int], nn.Module] | None:
+    """Norm layer of the RetinaNet head: ``group`` (GroupNorm(32), torchvision's v2 head) or ``none`` (v1)."""
+    if kind == "none":
+        return None
+    if kind != "group":
+        raise UserError(f"model.head_norm={kind!r} is not valid; choose group or none")
+    if channels % 32:
+        raise UserError(f"model.head_norm=group needs model.fpn_channels divisible by 32 (got {channels})")
+    return partial(nn.GroupNorm, 32)
 
 
 def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
@@ -81,7 +96,12 @@ def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
     if m.arch == "retinanet":  # three scales per octave (Lin et al. 2017)
         anchors = AnchorGenerator(tuple((s, round(s * 2 ** (1 / 3)), round(s * 2 ** (2 / 3))) for s in sizes),
                                   ((0.5, 1.0, 2.0),) * levels)
-        return RetinaNet(fpn, anchor_generator=anchors, score_thresh=m.score_thresh, **common)
+        head = RetinaNetHead(m.fpn_channels, anchors.num_anchors_per_location()[0], info["num_classes"],
+                             norm_layer=head_norm(m.head_norm, m.fpn_channels))
+        if m.box_loss not in BOX_LOSSES:
+            raise UserError(f"model.box_loss={m.box_loss!r} is not valid; choose one of: {', '.join(BOX_LOSSES)}")
+        head.regression_head._loss_type = m.box_loss  # torchvision's own switch (its v2 builder sets "giou")
+        return RetinaNet(fpn, anchor_generator=anchors, head=head, score_thresh=m.score_thresh, **common)
     anchors = AnchorGenerator(tuple((s,) for s in sizes), ((1.0,),) * levels)  # FCOS: one point per location
     return FCOS(fpn, anchor_generator=anchors, score_thresh=m.score_thresh, **common)
 

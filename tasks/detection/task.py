@@ -16,8 +16,10 @@ class DetectionTask(SupervisedTask):
     config_class = DetectionConfig
     default_recipe = "scenes_fasterrcnn_resnet18.yaml"
     headline = "map_50"
-    budgets = {"demo": ["trainer.max_steps=200", "trainer.eval_every=200", "data.num_train=800"],
-               "small": ["trainer.max_steps=200", "trainer.eval_every=200", "data.num_train=800"]}
+    # CPU budgets: the RetinaNet recipe (GroupNorm head) learns far more per CPU-second than Faster R-CNN
+    # here (mAP@50 0.22 after 600 steps / 4 min vs 0.05 after 200 steps / 3 min)
+    budgets = {name: ["model.arch=retinanet", "optim.lr=0.01", "trainer.max_steps=600", "trainer.eval_every=600",
+                      "data.num_train=800"] for name in ("demo", "small")}
 
     build_data = staticmethod(data.build_data)
     build_model = staticmethod(model.build_model)

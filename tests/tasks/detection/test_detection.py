@@ -194,3 +194,20 @@ def test_user_coco_trains_on_aspect_grouped_batches(tmp_path) -> None:
     assert trainer.step == 2 and 0 <= metrics["map_50"] <= 1
     ungrouped = load_config(DetectionConfig, None, ["data.aspect_ratio_group_factor=-1"])
     assert TASK.batch_sampler(ungrouped, trainer.data.train, 4, 0, 1) is None
+
+
+def test_retinanet_head_options() -> None:
+    from tasks.detection.model import build_model
+
+    info = {"num_classes": 3, "image_size": 64, "dataset": "scenes"}
+    v2 = build_model(load_config(DetectionConfig, None, ["model.arch=retinanet"]), info)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in v2.head.modules())
+    assert v2.head.regression_head._loss_type == "giou"
+    v1 = build_model(load_config(DetectionConfig, None, ["model.arch=retinanet", "model.head_norm=none",
+                                                         "model.box_loss=l1"]), info)
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in v1.head.modules())
+    assert v1.head.regression_head._loss_type == "l1"
+    for bad, message in (("model.head_norm=batch", "head_norm"), ("model.box_loss=iou", "box_loss"),
+                         ("model.fpn_channels=48", "divisible by 32")):
+        with pytest.raises(UserError, match=message):
+            build_model(load_config(DetectionConfig, None, ["model.arch=retinanet", bad]), info)

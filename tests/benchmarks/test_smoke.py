@@ -1,0 +1,36 @@
+"""Every benchmark script runs end to end at a tiny budget and prints its table (marked slow).
+
+The benchmarks are what README numbers come from; this keeps them runnable as the code
+changes. Run with ``make test-all`` (or ``pytest -m slow tests/benchmarks``).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CASES = {
+    "backbone_throughput": ["--device", "cpu", "--batch", "2", "--image-size", "64", "--steps", "1", "--repeats", "1",
+                            "--warmup", "0", "--models", "resnet18,resnet56", "--threads", "1"],
+    "detection_vs_torchvision": ["--steps", "2", "--threads", "1", "data.num_train=16", "data.num_val=8",
+                                 "data.image_size=64", "trainer.progress=false"],
+    "sr_quality": ["--backbone", "edsr_tiny", "--steps", "2", "--batch-size", "2", "--patch-size", "32",
+                   "--threads", "1"],
+    "speech_plain_vs_residual": ["--steps", "2", "--num-train", "32", "--num-val", "8", "--threads", "1"],
+    "dqn_vs_sb3": ["--seeds", "0", "--steps", "300", "--eval-every", "150", "--eval-episodes", "2",
+                   "--final-episodes", "2"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_benchmark_runs_and_prints_a_table(name: str, tmp_path) -> None:
+    env = {**os.environ, "RSUITE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *CASES[name]], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| ---" in out.stdout or "|---" in out.stdout, out.stdout[-2000:]
