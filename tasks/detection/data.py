@@ -89,7 +89,8 @@ class CocoDetection(Dataset):
         image = np.array(Image.open(rec["path"]).convert("RGB"))
         boxes = np.asarray(rec["boxes"], np.float32).reshape(-1, 4)
         labels = [self.label_of[c] for c in rec["category_ids"]]
-        if self.transform is not None:
+        if self.transform is not None:  # seeded from torch: runs and resumed runs are reproducible
+            self.transform.set_random_seed(int(torch.randint(0, 2**31 - 1, ())))
             out = self.transform(image=image, bboxes=boxes, labels=labels)
             image, boxes, labels = out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4), out["labels"]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)

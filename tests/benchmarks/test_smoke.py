@@ -1,7 +1,7 @@
-"""Every benchmark script runs end to end at a tiny budget and prints its table (marked slow).
+"""Every benchmark script runs end to end at a tiny budget and prints its table.
 
-The benchmarks are what README numbers come from; this keeps them runnable as the code
-changes. Run with ``make test-all`` (or ``pytest -m slow tests/benchmarks``).
+The benchmarks are where README numbers come from; running each for a few steps in
+``make test`` (about a minute for all five) keeps them working as the code changes.
 """
 
 import os
@@ -26,7 +26,6 @@ CASES = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_benchmark_runs_and_prints_a_table(name: str, tmp_path) -> None:
     env = {**os.environ, "RSUITE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}

@@ -102,6 +102,20 @@ def test_augmentation_moves_boxes_with_the_image() -> None:
     assert all(0 <= v <= 64 for box in out["bboxes"] for v in box)  # clipped, or dropped when pushed out
 
 
+def test_augmentation_follows_the_torch_seed(tmp_path) -> None:
+    anns = [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 3, 20, 15], "area": 300, "iscrowd": 0}]
+    ann, images = _coco(tmp_path, anns, files=1)
+    records = read_coco(ann, images)[0]
+    ds = CocoDetection(records, {7: 1, 3: 2}, train_augmentation(DataConfig(scale_jitter=0.3)))
+    draws = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        draws.append([ds[0] for _ in range(4)])
+    same = all(torch.equal(a[0], b[0]) and torch.equal(a[1]["boxes"], b[1]["boxes"]) for a, b in zip(*draws[:2]))
+    assert same  # a seeded run (and its resume, which restores torch's RNG) sees the same augmented samples
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(draws[0], draws[2]))
+
+
 def test_map_on_a_hand_made_pair() -> None:
     # two ground-truth boxes, one found exactly, one missed: AP@50 = 0.5 (class 1 only).
     target = {"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([1, 1])}
