@@ -79,8 +79,10 @@ class Trainer:
                             "lower data.batch_size or add data")
         pin = self.device.type == "cuda"
         # the task's batches (similar lengths, aspect ratios) or plain shuffled ones; resumable either way
-        self.sampler = self.task.batch_sampler(cfg, self.data.train, self.local_batch, self.dist.rank, world) or \
-            ShuffledBatchSampler(n, self.local_batch, seed=cfg.seed, rank=self.dist.rank, world_size=world)
+        sampler = self.task.batch_sampler(cfg, self.data.train, self.local_batch, self.dist.rank, world)
+        if sampler is None:  # a sampler's truth value is its length, so test for None explicitly
+            sampler = ShuffledBatchSampler(n, self.local_batch, seed=cfg.seed, rank=self.dist.rank, world_size=world)
+        self.sampler = sampler
         self.train_loader = make_loader(self.data.train, self.local_batch, batch_sampler=self.sampler,
                                         num_workers=cfg.trainer.num_workers, seed=cfg.seed,
                                         collate_fn=self.data.collate_fn, pin_memory=pin)

@@ -96,17 +96,16 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, shuffle: bool = False,
-                batch_sampler: Sampler[list[int]] | None = None, num_workers: int = 0, seed: int = 0,
-                collate_fn: Callable[[list], Any] | None = None, pin_memory: bool = False,
-                drop_last: bool = False) -> DataLoader:
-    """A ``DataLoader`` with its own generator, so loader setup never draws from the global RNG.
+def make_loader(dataset: Dataset, batch_size: int, *, batch_sampler: Sampler[list[int]] | None = None,
+                num_workers: int = 0, seed: int = 0, collate_fn: Callable[[list], Any] | None = None,
+                pin_memory: bool = False) -> DataLoader:
+    """A ``DataLoader`` with seeded workers and its own generator (setup never draws from the global RNG).
 
-    ``batch_sampler`` (which yields whole batches) replaces ``batch_size``/``sampler``/``shuffle``.
+    Training passes a ``batch_sampler`` (an :class:`EpochBatchSampler`), which then decides the
+    batches; without one, batches of ``batch_size`` follow the dataset's order (evaluation).
     """
     common = {"num_workers": num_workers, "collate_fn": collate_fn, "pin_memory": pin_memory,
               "worker_init_fn": seed_worker, "generator": torch.Generator().manual_seed(seed)}
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **common)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
-                      drop_last=drop_last, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **common)

@@ -56,6 +56,13 @@ def prepare(task: SupervisedTask, argv: list[str]) -> tuple[Any, Path]:
     return cfg, run_dir
 
 
+def write_run_files(run_dir: Path, cfg: Any, info: dict[str, Any]) -> None:
+    """``config.yaml`` (the resolved settings) and ``data_info.json`` (what the model was built for:
+    classes, label <-> dataset id maps, ...; also inside every checkpoint) of a run folder."""
+    save_yaml(cfg, run_dir / "config.yaml")
+    (run_dir / "data_info.json").write_text(json.dumps(info, indent=1, default=str) + "\n")
+
+
 def train_main(task: SupervisedTask, argv: list[str] | None = None, stop_at: int | None = None) -> Path:
     """Train ``task``; prints the run folder as the last line of stdout and returns it."""
     cfg, run_dir = prepare(task, sys.argv[1:] if argv is None else argv)
@@ -68,9 +75,7 @@ def train_main(task: SupervisedTask, argv: list[str] | None = None, stop_at: int
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if trainer.dist.is_main:
-        save_yaml(cfg, run_dir / "config.yaml")
-        # what the model was built for (classes, label <-> dataset id maps); also inside every checkpoint
-        (run_dir / "data_info.json").write_text(json.dumps(trainer.data.info, indent=1, default=str) + "\n")
+        write_run_files(run_dir, cfg, trainer.data.info)
     if cfg.trainer.resume and trainer.resume():
         print(f"resumed {run_dir} at step {trainer.step}", file=sys.stderr)
     try:

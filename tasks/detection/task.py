@@ -30,7 +30,7 @@ class DetectionTask(SupervisedTask):
                       world_size: int) -> GroupedBatchSampler | None:
         """Aspect-ratio grouped batches (less padding on COCO); ``data.aspect_ratio_group_factor=-1`` is off."""
         factor = cfg.data.aspect_ratio_group_factor
-        if factor < 0 or not hasattr(dataset, "aspect_ratios"):
+        if factor < 0:
             return None
         groups = data.aspect_ratio_groups(dataset.aspect_ratios, factor)
         return GroupedBatchSampler(groups, batch_size, seed=cfg.seed, rank=rank, world_size=world_size)

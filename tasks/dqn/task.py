@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tasks.core.config import save_yaml
 from tasks.core.task import SupervisedTask
 
 from .config import DQNConfig
@@ -38,7 +37,7 @@ class DQNTask(SupervisedTask):
 
         ``stop_at`` ends the run early at that env step, as a kill would (tests of resume).
         """
-        from tasks.core.run import prepare
+        from tasks.core.run import prepare, write_run_files
 
         from .loop import DQNTrainer
 
@@ -51,7 +50,7 @@ class DQNTask(SupervisedTask):
             if fresh:  # a bad env id or setting leaves no empty run folder behind
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        save_yaml(cfg, run_dir / "config.yaml")
+        write_run_files(run_dir, cfg, trainer.info)
         if cfg.trainer.resume and trainer.resume():
             print(f"resumed {run_dir} at step {trainer.step}", file=sys.stderr)
         trainer.fit(stop_at=stop_at)

@@ -39,7 +39,8 @@ def test_cartpole_learns_well_above_random(tmp_path) -> None:
     assert {"return_std", "length_mean"} <= set(metrics)
     train = read_jsonl(run / "train.jsonl")
     assert train[-1]["epsilon"] < train[0]["epsilon"] and train[-1]["updates"] > 3000
-    for name in ("config.yaml", "curves.png", "eval.json", "checkpoints/best.pt", "checkpoints/last.pt"):
+    for name in ("config.yaml", "data_info.json", "curves.png", "eval.json", "checkpoints/best.pt",
+                 "checkpoints/last.pt"):
         assert (run / name).is_file(), name
     assert any((run / "tb").iterdir())
 
