@@ -8,13 +8,13 @@
 """
 
 from . import adapters, diagnostics, zoo  # noqa: F401  (zoo registers the families)
-from .base import Backbone, FeatureInfo
+from .base import Backbone, FeatureInfo, Intermediates
 from .blocks import BlockOptions
 from .describe import describe
 from .registry import create, entry, names, register
 from .weights import load_torchvision_weights
 
 __all__ = [
-    "Backbone", "BlockOptions", "FeatureInfo", "adapters", "create", "describe", "diagnostics",
+    "Backbone", "BlockOptions", "FeatureInfo", "Intermediates", "adapters", "create", "describe", "diagnostics",
     "entry", "load_torchvision_weights", "names", "register",
 ]

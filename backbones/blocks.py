@@ -42,7 +42,8 @@ class BlockOptions:
     ``residual_scale`` multiplies ``F(x)`` (EDSR uses 0.1; the builders resolve ``"1/L"``).
     ``drop_path`` is this block's stochastic-depth rate (the builders spread a network-wide
     rate linearly over depth). ``zero_init_last`` zeroes the last norm's scale in each
-    branch so every block starts as the identity (Goyal et al. 2017).
+    branch so every block starts as the identity (Goyal et al. 2017); the family applies it
+    through :meth:`ResidualBlock.zero_init_last` after its own initialisation.
     """
 
     shortcut: str = "identity"
@@ -199,10 +200,25 @@ class ResidualBlock(nn.Module):
         self.gate = None
         if opts.gate == "highway":
             self.gate = conv_nd(dims, in_ch, out_ch, 1, stride, bias=True)
+            self.init_gate()
+
+    def init_gate(self) -> None:
+        """Start the highway gate closed: zero weight, bias -2, so the block mostly carries its input.
+
+        Srivastava et al. 2015. Families call it again after a network-wide init (which
+        would otherwise give the gate conv a He-normal weight).
+        """
+        if self.gate is not None:
             nn.init.zeros_(self.gate.weight)
-            # Negative bias: start by carrying the input (Srivastava et al. 2015).
             nn.init.constant_(self.gate.bias, -2.0)
-            self.gate.keep_init = True
+
+    def zero_init_last(self) -> None:
+        """Zero the branch's last scale so ``F(x) = 0`` and the block starts as its shortcut.
+
+        Goyal et al. 2017 (timm's ``zero_init_last``). Each block type names its last layer;
+        the family calls this after initialising every layer, when ``opts.zero_init_last`` is on.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define zero_init_last()")
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -248,8 +264,9 @@ class BasicBlock(ResidualBlock):
         self.bn1 = make_norm(opts.norm, planes)
         self.conv2 = nn.Conv2d(planes, out_ch, 3, 1, 1, bias=bias)
         self.bn2 = make_norm(opts.norm, out_ch)
-        if opts.zero_init_last and opts.residual:
-            _zero_last(self.bn2, self.conv2)
+
+    def zero_init_last(self) -> None:
+        zero_last_scale(self.bn2, self.conv2)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu_(self.bn1(self.conv1(x)))
@@ -272,8 +289,9 @@ class Bottleneck(ResidualBlock):
         self.bn2 = make_norm(opts.norm, width)
         self.conv3 = nn.Conv2d(width, out_ch, 1, bias=bias)
         self.bn3 = make_norm(opts.norm, out_ch)
-        if opts.zero_init_last and opts.residual:
-            _zero_last(self.bn3, self.conv3)
+
+    def zero_init_last(self) -> None:
+        zero_last_scale(self.bn3, self.conv3)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu_(self.bn1(self.conv1(x)))
@@ -293,8 +311,10 @@ class PreActBasicBlock(BasicBlock):
         super().__init__(opts, in_ch, planes, stride)
         self.bn1 = make_norm(opts.norm, in_ch)
         self.bn2 = make_norm(opts.norm, planes)
-        if opts.zero_init_last and opts.residual:
-            _zero(self.conv2)
+
+    def zero_init_last(self) -> None:
+        # The branch ends in a conv, not a norm.
+        zero_layer(self.conv2)
 
     def shortcut_input(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn1(x)) if self.downsample is not None else x
@@ -315,8 +335,10 @@ class PreActBottleneck(Bottleneck):
         self.bn1 = make_norm(opts.norm, in_ch)
         self.bn2 = make_norm(opts.norm, width)
         self.bn3 = make_norm(opts.norm, width)
-        if opts.zero_init_last and opts.residual:
-            _zero(self.conv3)
+
+    def zero_init_last(self) -> None:
+        # The branch ends in a conv, not a norm.
+        zero_layer(self.conv3)
 
     def shortcut_input(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn1(x)) if self.downsample is not None else x
@@ -327,21 +349,34 @@ class PreActBottleneck(Bottleneck):
         return self.conv3(torch.relu(self.bn3(out)))
 
 
-def _zero(module: nn.Module) -> None:
-    """Zero a layer's weight (and bias) and mark it so network-level init leaves it alone."""
+def zero_layer(module: nn.Module) -> None:
+    """Zero a layer's weight (and bias)."""
     nn.init.zeros_(module.weight)
     if getattr(module, "bias", None) is not None:
         nn.init.zeros_(module.bias)
-    module.keep_init = True
 
 
-def _zero_last(norm: nn.Module, conv: nn.Module) -> None:
-    """Start the branch at zero: zero the last norm's scale, or the conv when there is no norm."""
+def zero_last_scale(norm: nn.Module, layer: nn.Module) -> None:
+    """Start the branch at zero: zero the last norm's scale, or the layer before it when there is no norm."""
     if getattr(norm, "weight", None) is not None:
         nn.init.zeros_(norm.weight)
-        norm.keep_init = True
     else:
-        _zero(conv)
+        zero_layer(layer)
+
+
+def init_residual_blocks(model: nn.Module) -> None:
+    """Apply the blocks' own starting points after a family has initialised every layer.
+
+    timm's order: the family's init loop covers everything, then each block resets what it
+    starts from on purpose (the highway gate's carry bias, and, where its options say so,
+    a zeroed last layer via ``zero_init_last()``). Plain blocks keep their branch: zeroing
+    it would zero the whole block.
+    """
+    for m in model.modules():
+        if isinstance(m, ResidualBlock):
+            m.init_gate()
+            if m.opts.zero_init_last and m.opts.residual:
+                m.zero_init_last()
 
 
 BLOCKS: dict[str, type[ResidualBlock]] = {

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import Backbone, FeatureInfo
-from .blocks import BlockOptions, ResidualBlock, make_norm, resolve_options
+from .blocks import BlockOptions, ResidualBlock, init_residual_blocks, make_norm, resolve_options, zero_last_scale
 
 
 class ImpalaBlock(ResidualBlock):
@@ -28,13 +28,20 @@ class ImpalaBlock(ResidualBlock):
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=bias)
         self.bn2 = make_norm(opts.norm, channels)
 
+    def zero_init_last(self) -> None:
+        zero_last_scale(self.bn2, self.conv2)
+
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn1(self.conv1(torch.relu(x)))
         return self.bn2(self.conv2(torch.relu(out)))
 
 
 class ImpalaCNN(Backbone):
-    """Three conv + max-pool + 2-residual-block stacks; stage strides 2, 4, 8."""
+    """Three conv + max-pool + 2-residual-block stacks; stage strides 2, 4, 8.
+
+    There is no stem: ``stem_info`` describes the input itself (stride 1), and every stack
+    starts with its own conv and pool.
+    """
 
     default_input_size = (84, 84)
 
@@ -44,6 +51,7 @@ class ImpalaCNN(Backbone):
                  zero_init_last: bool = False, gate: str | None = None) -> None:
         super().__init__(in_channels)
         self.stem = nn.Identity()
+        self.stem_info = FeatureInfo(in_channels, 1, "stem")
         per_block = resolve_options(len(channels) * blocks_per_stack, drop_path=drop_path,
                                     residual_scale=residual_scale, shortcut=shortcut, norm=norm,
                                     zero_init_last=zero_init_last, gate=gate)
@@ -56,6 +64,7 @@ class ImpalaCNN(Backbone):
             setattr(self, f"stack{i}", stack)
             in_ch, stride = c, stride * 2
             self.feature_info.append(FeatureInfo(c, stride, f"stack{i}"))
+        init_residual_blocks(self)
 
     def head_norm(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x)

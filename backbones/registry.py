@@ -1,14 +1,19 @@
 """Name -> builder registry: ``create``, ``names``, ``register``.
 
 Every entry records its modality and the keyword options it accepts, so a typo in a name
-or an option fails at once with a one-line ``ValueError`` that lists the close matches.
+or an option, or an option value of the wrong type, fails at once with a one-line
+``ValueError`` before anything is built. Errors raised while building (a ``TypeError`` from
+a bug inside a builder, say) propagate unchanged: they are not the caller's mistake.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+import numbers
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +36,15 @@ class Entry:
                       if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in self.fixed)
 
     def accepts_any(self) -> bool:
+        """Whether the builder takes ``**kwargs`` (then option names cannot be checked up front)."""
         return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(self.builder).parameters.values())
+
+    def signature(self) -> inspect.Signature:
+        """The builder's signature with its annotations resolved (left as strings if they cannot be)."""
+        try:
+            return inspect.signature(self.builder, eval_str=True)
+        except Exception:  # an annotation naming something not importable at runtime: skip type checks
+            return inspect.signature(self.builder)
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -74,19 +87,86 @@ def names(modality: str | None = None) -> list[str]:
     return sorted(n for n, e in _REGISTRY.items() if modality is None or e.modality == modality)
 
 
-def create(name: str, **overrides: Any) -> nn.Module:
-    """Build the backbone ``name``; ``overrides`` reach its family and its blocks.
+def _hint_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
 
-    >>> m = create("resnet56", shortcut="none")   # the plain twin: same depth and widths
+
+def _short(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` matches the annotation ``hint``, as a YAML/CLI value reasonably can.
+
+    Ints pass for floats; any list or tuple (or OmegaConf list) passes for ``Sequence``,
+    ``tuple`` and ``list`` hints, element types checked. Hints this does not understand
+    pass: the builder judges those values itself.
+    """
+    if hint is inspect.Parameter.empty or hint is Any or isinstance(hint, str):
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_fits(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:  # bool is an int subclass, but True is no channel count
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    container = origin or hint
+    if container in (tuple, list, Sequence):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    if container in (dict, Mapping):
+        return isinstance(value, Mapping)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def check_options(name: str, **overrides: Any) -> None:
+    """Raise a one-line ``ValueError`` if ``overrides`` name an option ``name`` lacks or give a wrong type.
+
+    Names are checked against the builder's keyword parameters, values against their type
+    annotations, and the whole call is bound to the signature, all without building.
     """
     e = entry(name)
+    sig = e.signature()
     if not e.accepts_any():
         valid = e.options()
         for key in overrides:
             if key not in valid:
-                raise ValueError(f"{name} does not take option {key!r}; valid options: "
-                                 f"{', '.join(valid)}")
+                raise ValueError(f"{name} does not take option {key!r}; valid options: {', '.join(valid)}")
+    for key, value in overrides.items():
+        param = sig.parameters.get(key)
+        if param is not None and not _fits(value, param.annotation):
+            raise ValueError(f"{name}: option {key}={_short(value)} is a {type(value).__name__}; "
+                             f"expected {_hint_name(param.annotation)}")
     try:
-        return e.builder(**e.fixed, **overrides)
-    except TypeError as err:  # a wrong value type reaching a constructor
-        raise ValueError(f"{name}: bad option value ({err}); check the option types") from None
+        sig.bind(**e.fixed, **overrides)
+    except TypeError as err:  # e.g. a required option left out
+        raise ValueError(f"{name}: {err}") from None
+
+
+def create(name: str, **overrides: Any) -> nn.Module:
+    """Build the backbone ``name``; ``overrides`` reach its family and its blocks.
+
+    Option names and value types are checked first (:func:`check_options`); what the
+    builder raises after that (a ``ValueError`` for a value out of range, or an internal
+    error) reaches the caller unchanged.
+
+    >>> m = create("resnet56", shortcut="none")   # the plain twin: same depth and widths
+    """
+    check_options(name, **overrides)
+    e = entry(name)
+    return e.builder(**e.fixed, **overrides)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .base import Backbone, FeatureInfo
-from .blocks import BlockOptions, block_class, make_norm, resolve_options
+from .blocks import BlockOptions, block_class, init_residual_blocks, make_norm, resolve_options
 
 
 def _make_stage(block: type, opts: list[BlockOptions], in_ch: int, planes: int,
@@ -28,16 +28,17 @@ def _make_stage(block: type, opts: list[BlockOptions], in_ch: int, planes: int,
 def _init_weights(model: nn.Module) -> None:
     """He initialisation for convs (fan-out, as torchvision), unit scale for norms.
 
-    Layers a block deliberately zero-initialised (``zero_init_last``, the highway gate) keep it.
+    Every layer is initialised here first; the blocks' own starting points (``zero_init_last``,
+    the highway gate's carry bias) are applied afterwards by ``init_residual_blocks``, in
+    timm's order, so no layer needs to be marked as "leave alone".
     """
     for m in model.modules():
-        if getattr(m, "keep_init", False):
-            continue
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    init_residual_blocks(model)
 
 
 class _StagedResNet(Backbone):
@@ -68,6 +69,9 @@ class _StagedResNet(Backbone):
 class ImageNetResNet(_StagedResNet):
     """ImageNet-style ResNet: 7x7/2 stem + 3x3/2 max-pool, four stages (strides 4..32).
 
+    The stem output (``stem_info``, stride 2) is taken before the max-pool, as U-Net style
+    decoders want it; the pool is the first step of stage 0 (see ``forward_stage``).
+
     ``width`` multiplies the stage widths; Wide ResNet-50-2 / ResNeXt instead set
     ``width_per_group`` / ``groups`` on the bottleneck's 3x3 conv, as torchvision does.
     """
@@ -87,11 +91,20 @@ class ImageNetResNet(_StagedResNet):
         options = dict(shortcut=shortcut, norm=norm, attention=attention, gate=gate,
                        drop_path=drop_path, residual_scale=residual_scale,
                        zero_init_last=zero_init_last, groups=groups, width_per_group=width_per_group)
+        # The stem is spread over conv1/bn1 (torchvision's names, so its state dicts load): no module.
+        self.stem_info = FeatureInfo(stem, 2, "")
         self._build_stages(block, layers, widths, (1, 2, 2, 2), stem, 4, options)
         _init_weights(self)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        """conv1-bn1-relu: the stride-2 map before the max-pool."""
+        return self.relu(self.bn1(self.conv1(x)))
+
+    def forward_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage 0 starts with the stem's max-pool (stride 2 -> 4), as in torchvision's forward."""
+        if index == 0:
+            x = self.maxpool(x)
+        return super().forward_stage(index, x)
 
 
 class CifarResNet(_StagedResNet):
@@ -125,6 +138,7 @@ class CifarResNet(_StagedResNet):
         self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=norm == "none")
         # A pre-activation net's first block normalises its own input.
         self.bn1 = nn.Identity() if preact else make_norm(norm, 16)
+        self.stem_info = FeatureInfo(16, 1, "")  # conv1 (+ bn1 + ReLU)
         widths = [int(w * width) for w in (16, 32, 64)]
         options = dict(shortcut=shortcut, norm=norm, attention=attention, gate=gate,
                        drop_path=drop_path, residual_scale=residual_scale,
@@ -134,6 +148,7 @@ class CifarResNet(_StagedResNet):
         _init_weights(self)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 (+ bn1 + ReLU; a pre-activation net leaves both to its first block)."""
         x = self.bn1(self.conv1(x))
         return torch.relu(x) if self.stem_relu else x
 
@@ -143,7 +158,8 @@ class EDSRBody(Backbone):
 
     A 3x3 head conv, ``num_blocks`` basic blocks without batch norm (``norm="none"``) and
     with residual scaling, then a 3x3 conv whose output is added to the head's (the long
-    skip). Upsampling belongs to the task; this returns the stride-1 feature map.
+    skip). Upsampling belongs to the task; this returns the stride-1 feature map. The head
+    conv is the stem (``stem_info``); the one stage is body + body conv + long skip.
     """
 
     default_input_size = (48, 48)
@@ -162,13 +178,16 @@ class EDSRBody(Backbone):
             blk.post_activation = False
         self.body_conv = nn.Conv2d(channels, channels, 3, 1, 1)
         self.long_skip = long_skip and shortcut != "none"
+        self.stem_info = FeatureInfo(channels, 1, "conv1")
         self.feature_info.append(FeatureInfo(channels, 1, "body"))
+        # No network-level init (EDSR keeps PyTorch's defaults); the blocks' own starting points still apply.
+        init_residual_blocks(self)
 
-    def stem(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The head conv."""
         return self.conv1(x)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        self.check_input(x)
-        head = self.conv1(x)
-        out = self.body_conv(self.body(head))
-        return [out + head if self.long_skip else out]
+    def forward_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Blocks, body conv, then the long skip from the head conv's output (this stage's input)."""
+        out = self.body_conv(self.body(x))
+        return out + x if self.long_skip else out

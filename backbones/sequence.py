@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .base import Backbone, FeatureInfo
-from .blocks import BlockOptions, ResidualBlock, make_norm, resolve_options
+from .blocks import BlockOptions, ResidualBlock, init_residual_blocks, make_norm, resolve_options, zero_last_scale
 
 
 class SeparableConv1d(nn.Module):
@@ -54,9 +54,10 @@ class QuartzBlock(ResidualBlock):
                                relu=i < repeat - 1) for i in range(repeat)]
         self.units = nn.Sequential(*units)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        last_norm = units[-1][1]
-        if opts.zero_init_last and opts.residual and getattr(last_norm, "weight", None) is not None:
-            nn.init.zeros_(last_norm.weight)
+
+    def zero_init_last(self) -> None:
+        last = self.units[-1]  # SeparableUnit: (separable conv, norm)
+        zero_last_scale(last[1], last[0].pointwise)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.units(x)
@@ -71,8 +72,8 @@ class QuartzNet(Backbone):
     ``channels``/``kernels`` give one entry per distinct block; ``block_repeat`` repeats
     each (QuartzNet 10x5 = every block twice). ``width`` scales every channel count and
     ``kernel_scale`` every kernel (kept odd), for small CPU-sized variants. ``stride`` 2
-    halves the frame rate in the prolog (the CTC head must then use output lengths ``T/2``).
-    The stage outputs are the blocks' outputs, then the epilog's.
+    halves the frame rate in the prolog; ``output_lengths`` gives the CTC head ``ceil(T/2)``.
+    The stem is the prolog; the stage outputs are the blocks' outputs, then the epilog's.
     """
 
     modality = "sequence"
@@ -96,6 +97,7 @@ class QuartzNet(Backbone):
 
         self.stride = stride
         self.stem = SeparableUnit(in_channels, ch(prolog[0]), k(prolog[1]), norm, stride=stride)
+        self.stem_info = FeatureInfo(ch(prolog[0]), stride, "stem")
         specs = [(c, kern) for c, kern in zip(channels, kernels) for _ in range(block_repeat)]
         per_block = resolve_options(len(specs), drop_path=drop_path, residual_scale=residual_scale,
                                     shortcut=shortcut, norm=norm, zero_init_last=zero_init_last,
@@ -112,7 +114,5 @@ class QuartzNet(Backbone):
             nn.ReLU(inplace=True),
         )
         self.feature_info.append(FeatureInfo(ch(epilog[0]) * 2, stride, "epilog"))
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Frames out for ``lengths`` frames in (what ``CTCLoss`` needs as input lengths)."""
-        return torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
+        # PyTorch's default init for every layer, then the blocks' own starting points.
+        init_residual_blocks(self)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .base import Backbone, FeatureInfo
-from .blocks import BlockOptions, ResidualBlock, make_norm, resolve_options
+from .blocks import BlockOptions, ResidualBlock, init_residual_blocks, make_norm, resolve_options, zero_layer
 
 
 class MLPBlock(ResidualBlock):
@@ -23,9 +23,9 @@ class MLPBlock(ResidualBlock):
         self.norm = make_norm(opts.norm, width, dims=0)
         self.fc1 = nn.Linear(width, width * expansion)
         self.fc2 = nn.Linear(width * expansion, width)
-        if opts.zero_init_last and opts.residual:
-            nn.init.zeros_(self.fc2.weight)
-            nn.init.zeros_(self.fc2.bias)
+
+    def zero_init_last(self) -> None:
+        zero_layer(self.fc2)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(torch.relu(self.fc1(self.norm(x))))
@@ -39,7 +39,8 @@ class MLPBlock(ResidualBlock):
 class ResMLP(Backbone):
     """Linear stem to ``width``, ``depth`` pre-norm residual blocks, final norm.
 
-    Each block is a stage (stride 1) so diagnostics and heads can tap any depth.
+    Each block is a stage (stride 1) so diagnostics and heads can tap any depth; the stem
+    is the linear layer (+ ReLU).
     """
 
     modality = "vector"
@@ -52,6 +53,7 @@ class ResMLP(Backbone):
         if depth < 1 or width < 1:
             raise ValueError(f"depth={depth}, width={width} are not valid; give positive integers")
         self.stem = nn.Sequential(nn.Linear(in_channels, width), nn.ReLU(inplace=True))
+        self.stem_info = FeatureInfo(width, 1, "stem")
         per_block = resolve_options(depth, drop_path=drop_path, residual_scale=residual_scale,
                                     shortcut=shortcut, norm=norm, zero_init_last=zero_init_last,
                                     gate=gate)
@@ -59,6 +61,7 @@ class ResMLP(Backbone):
             setattr(self, f"block{i}", MLPBlock(opts, width, expansion))
             self.feature_info.append(FeatureInfo(width, 1, f"block{i}"))
         self.final_norm = make_norm(norm, width, dims=0)
+        init_residual_blocks(self)
 
     def head_norm(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.final_norm(x))

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
+import tasks
 from tasks.core.runlog import read_jsonl
 from tasks.detection.config import DetectionConfig
 from tasks.detection.model import build_model
@@ -57,10 +58,10 @@ class StockFasterRCNN(DetectionTask):
 def run_one(task: DetectionTask, name: str, args: argparse.Namespace, runs: Path,
             settings: list[str]) -> dict[str, float]:
     """Train one model through the engine; its final validation metrics, params and training seconds."""
-    run_dir = task.train([*TWIN, *settings, f"seed={args.seed}", f"trainer.max_steps={args.steps}",
-                          f"trainer.eval_every={args.steps}", f"trainer.log_every={max(1, args.steps // 20)}",
-                          f"trainer.threads={args.threads}", f"trainer.runs_dir={runs}", f"trainer.run_name={name}",
-                          *args.overrides])
+    run_dir = tasks.train(task, [*TWIN, *settings, f"seed={args.seed}", f"trainer.max_steps={args.steps}",
+                                 f"trainer.eval_every={args.steps}", f"trainer.log_every={max(1, args.steps // 20)}",
+                                 f"trainer.threads={args.threads}", f"trainer.runs_dir={runs}",
+                                 f"trainer.run_name={name}", *args.overrides]).dir
     last = read_jsonl(run_dir / "metrics.jsonl")[-1]
     return {"map": last["val/map"], "map_50": last["val/map_50"], "map_75": last["val/map_75"],
             "params": last["params"], "seconds": last["train_seconds"]}

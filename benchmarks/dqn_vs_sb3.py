@@ -8,7 +8,7 @@ network over ``--final-episodes`` (100) greedy episodes.
 
 SB3 runs with the rl-zoo3 CartPole-v1 hyperparameters (lr 2.3e-3, batch 64, buffer 100k,
 learning_starts 1000, target update 10, train_freq 256, gradient_steps 128, exploration
-fraction 0.16, final eps 0.04, net [256, 256]). Ours runs ``configs/dqn/cartpole_resmlp.yaml``
+fraction 0.16, final eps 0.04, net [256, 256]). Ours runs the ``cartpole_resmlp`` recipe
 (plus ``--ours KEY=VALUE`` overrides). Both run in this process, one after the other per seed,
 with the same torch thread count. Stable-Baselines3 is a benchmark-only dependency:
 
@@ -35,8 +35,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import tasks
 from tasks.core.runlog import read_jsonl
-from tasks.dqn.evaluate import EVAL_SEED_OFFSET, load_agent
+from tasks.dqn.evaluate import EVAL_SEED_OFFSET
 from tasks.dqn.task import TASK
 
 ENV_ID = "CartPole-v1"
@@ -71,9 +72,9 @@ def run_ours(seed: int, args: argparse.Namespace, runs_dir: Path) -> dict:
                  f"eval.episodes={args.eval_episodes}", f"trainer.threads={args.threads}", "trainer.progress=false",
                  "trainer.device=cpu", f"trainer.runs_dir={runs_dir}", f"trainer.run_name=ours-seed{seed}",
                  *args.ours]
-    run = TASK.train(overrides)
+    run = tasks.train(TASK, overrides).dir
     curve = [(r["step"], r["val/return_mean"], r["train_seconds"]) for r in read_jsonl(run / "metrics.jsonl")]
-    _, _, model = load_agent(run, "last")
+    model = tasks.load_run(run, "last").model
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> int:
@@ -178,7 +179,7 @@ def main() -> None:
             f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"torch {torch.__version__}, stable-baselines3 {sb3}, {args.threads} thread(s); "
             f"{args.steps} env steps, greedy evaluation of {args.eval_episodes} episodes every {args.eval_every} "
-            f"steps; ours: `configs/dqn/cartpole_resmlp.yaml` {' '.join(args.ours)}".rstrip(), "",
+            f"steps; ours: recipe `cartpole_resmlp` {' '.join(args.ours)}".rstrip(), "",
             *table(results, args)]
     print("\n".join(body))
     if args.out:

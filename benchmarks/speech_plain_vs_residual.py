@@ -1,6 +1,6 @@
 """Residual QuartzNet against its plain twin on the synthesised speech corpus, same depth and budget.
 
-What: trains ``configs/speech/espeak_quartznet5x5.yaml`` twice per seed, once as is and once
+What: trains the ``espeak_quartznet5x5`` recipe twice per seed, once as is and once
 with ``backbone.shortcut=none`` (the plain twin: identical layers, widths, optimiser and step
 count), and reports held-out WER/CER (validation speaks unseen sentences, with unseen voice
 variants or an unseen accent), final training CTC loss and training seconds as a Markdown
@@ -23,22 +23,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import tasks
 from tasks.core.runlog import read_jsonl
 from tasks.speech.task import TASK
 
-RECIPE = Path(__file__).resolve().parents[1] / "configs" / "speech" / "espeak_quartznet5x5.yaml"
+RECIPE = "espeak_quartznet5x5"
 
 
 def run_one(shortcut: str, seed: int, args: argparse.Namespace, runs: Path) -> dict[str, float]:
     """Train one net; its last validation metrics, final training loss and training seconds."""
     name = f"{'residual' if shortcut == 'identity' else 'plain'}-s{seed}"
-    overrides = ["--config", str(args.recipe), f"seed={seed}", f"backbone.shortcut={shortcut}",
+    overrides = [f"seed={seed}", f"backbone.shortcut={shortcut}",
                  f"backbone.options.block_repeat={args.block_repeat}", f"trainer.max_steps={args.steps}",
                  f"trainer.eval_every={args.steps}", f"trainer.log_every={max(1, args.steps // 10)}",
                  f"trainer.threads={args.threads}", "trainer.progress=false", f"trainer.runs_dir={runs}",
                  f"trainer.run_name={name}", f"data.num_train={args.num_train}", f"data.num_val={args.num_val}",
                  *args.overrides]
-    run_dir = TASK.train(overrides)
+    run_dir = tasks.train(TASK, overrides, recipe=args.recipe).dir
     last = read_jsonl(run_dir / "metrics.jsonl")[-1]
     train = read_jsonl(run_dir / "train.jsonl")
     return {"wer": last["val/wer"], "cer": last["val/cer"], "val_loss": last["val/loss"],
@@ -51,7 +52,7 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) 
         mean = format(statistics.mean(values), fmt)
         return mean if len(values) == 1 else f"{mean} ± {format(statistics.stdev(values), fmt)}"
 
-    lines = [f"QuartzNet {5 * args.block_repeat}x5 (recipe {args.recipe.name}), {args.steps} steps, "
+    lines = [f"QuartzNet {5 * args.block_repeat}x5 (recipe {Path(args.recipe).stem}), {args.steps} steps, "
              f"seeds {' '.join(map(str, args.seeds))}, {args.num_train} training utterances; "
              f"validation: unseen sentences, voices and accent", "",
              "| net | params | val WER | val CER | val loss | final train loss | train s |",
@@ -65,7 +66,7 @@ def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--recipe", type=Path, default=RECIPE)
+    p.add_argument("--recipe", default=RECIPE, help="a speech recipe name or YAML path")
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--block-repeat", type=int, default=1, help="1 = 5x5, 2 = 10x5, 3 = 15x5")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from tasks.core.run import evaluate_run, train_main
+import tasks
 from tasks.core.runlog import read_jsonl
 from tasks.super_resolution.task import TASK
 
@@ -60,8 +60,8 @@ def train_and_score(args: argparse.Namespace, shortcut: str) -> dict:
         f"trainer.threads={args.threads}", "trainer.progress=false", f"trainer.runs_dir={args.runs_dir}",
         f"trainer.run_name={args.backbone}-{shortcut}-x{args.scale}-{stamp}",
     ]
-    run_dir = train_main(TASK, overrides)
-    metrics = evaluate_run(TASK, run_dir, args.device)
+    run_dir = tasks.train(TASK, overrides).dir
+    metrics = tasks.evaluate(run_dir, args.device)
     last = read_jsonl(run_dir / "metrics.jsonl")[-1]
     return {**metrics, "train_seconds": last["train_seconds"], "run_dir": str(run_dir)}
 

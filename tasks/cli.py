@@ -1,5 +1,7 @@
-"""``rsuite``: train, evaluate, predict, list backbones, and report over run folders.
+"""``rsuite``: train, evaluate, predict, list backbones and recipes, and report over run folders.
 
+This is the only place (with the ``python -m tasks.<task>.train`` entry points, which call
+:func:`train_entry`) that parses arguments; every command is a thin layer over :mod:`tasks.api`.
 Errors at this boundary (bad path, bad config, unknown task) print one line to stderr and
 exit with code 2; ``RSUITE_DEBUG=1`` shows the traceback instead.
 """
@@ -13,10 +15,14 @@ from pathlib import Path
 
 from tasks.core.cli_errors import run_cli
 from tasks.core.errors import UserError
-from tasks.registry import TASKS, load_module, load_task
+from tasks.registry import TASKS, load_module
 
 
 def _task_of(run_dir: Path) -> str:
+    """The task that wrote ``run_dir`` (``run.json``, else the checkpoint's own record)."""
+    meta = run_dir / "run.json"
+    if meta.is_file():
+        return str(json.loads(meta.read_text())["task"])
     from tasks.core.checkpoint import load_checkpoint
 
     ckpts = run_dir / "checkpoints"
@@ -26,18 +32,34 @@ def _task_of(run_dir: Path) -> str:
     raise UserError(f"{run_dir} has no checkpoints/best.pt or last.pt; pass a folder printed by `rsuite train`")
 
 
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="RECIPE", help="a recipe name (`rsuite recipes TASK`) or a YAML path "
+                                                      "(default: the task's embedded offline recipe)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+
+
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> None:
-    argv = list(rest)
-    if args.config:
-        argv += ["--config", args.config]
-    if args.resume:
-        argv += ["--resume", args.resume]
-    load_task(args.task).train(argv)
+    import tasks
+
+    run = tasks.train(args.task, overrides=rest, recipe=args.config, resume=args.resume)
+    print(run.dir)
+
+
+def train_entry(task: str, argv: list[str] | None = None) -> None:
+    """``python -m tasks.<task>.train [--config RECIPE] [--resume RUN_DIR] [key=value ...]``."""
+    p = argparse.ArgumentParser(prog=f"python -m tasks.{task}.train",
+                                description=f"Train the {task} task; key=value pairs override the recipe.")
+    add_train_arguments(p)
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_steps=100 backbone.name=plain20")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    args.task = task
+    run_cli(lambda: cmd_train(args, args.overrides))
 
 
 def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> None:
-    run_dir = Path(args.run_dir)
-    metrics = load_task(_task_of(run_dir)).evaluate_run(run_dir, args.device)
+    import tasks
+
+    metrics = tasks.evaluate(Path(args.run_dir), args.device)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -51,6 +73,13 @@ def cmd_predict(args: argparse.Namespace, rest: list[str]) -> None:
                                                                 Path(args.out) if args.out else None)
     for r in results:
         print(json.dumps(r))
+
+
+def cmd_recipes(args: argparse.Namespace, rest: list[str]) -> None:
+    import tasks
+
+    for name in [args.task] if args.task else tasks.task_names():
+        print(f"{name}: {', '.join(tasks.recipes(name))}")
 
 
 def cmd_backbones(args: argparse.Namespace, rest: list[str]) -> None:
@@ -88,7 +117,7 @@ def cmd_experiment(args: argparse.Namespace, rest: list[str]) -> None:
                             "`rsuite experiment sweep`")
         config, overrides = args.config, list(rest)
         if args.data == "cifar10":
-            config = config or "configs/classification/cifar10_resnet56.yaml"
+            config = config or "cifar10_resnet56"
             overrides.append(f"data.root={args.root}")
         elif args.data:
             overrides.append(f"data.dataset={args.data}")
@@ -109,9 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a task; prints the run folder last",
                        description="Train TASK. Extra key=value arguments override the recipe.")
     t.add_argument("task", help=f"one of: {', '.join(TASKS)}")
-    t.add_argument("--config", help="recipe YAML (default: the task's embedded offline recipe)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run")
+    add_train_arguments(t)
     t.set_defaults(fn=cmd_train)
+    rc = sub.add_parser("recipes", help="the recipes shipped for each task")
+    rc.add_argument("task", nargs="?", choices=list(TASKS))
+    rc.set_defaults(fn=cmd_recipes)
     e = sub.add_parser("evaluate", help="evaluate a run's best checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -136,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--steps", type=int, default=160, help="degradation: steps per run (~15 min in all on 2 cores)")
     x.add_argument("--data", help="degradation: dataset instead of the embedded default, e.g. cifar10")
     x.add_argument("--root", help="degradation: folder of --data")
-    x.add_argument("--config", help="degradation: base recipe")
+    x.add_argument("--config", help="degradation: base recipe (a name or a YAML path)")
     x.add_argument("--tasks", default=",".join(TASKS), help="sweep: comma-separated tasks")
     x.add_argument("--variants", default="residual,plain", help="sweep: residual,plain")
     x.add_argument("--budget", default="small", help="sweep: each task's named budget")

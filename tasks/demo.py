@@ -12,24 +12,25 @@ import sys
 import time
 from pathlib import Path
 
+from tasks import api
 from tasks.core.cli_errors import run_cli
 from tasks.core.idx import fashion_mnist_available
-from tasks.registry import TASKS, load_task
+from tasks.registry import TASKS
 
 #: the order the demo runs the tasks in (each uses its task's "demo" budget)
 STAGES = ("classification", "detection", "super_resolution", "speech", "dqn")
 
 
 def run_stage(task_name: str, runs_dir: Path) -> dict:
-    task = load_task(task_name)
-    overrides = [*task.budgets.get("demo", []), f"trainer.runs_dir={runs_dir}", "trainer.run_name=demo"]
+    recipe, overrides = api.train_overrides(task_name, "demo")
+    overrides.update({"trainer.runs_dir": str(runs_dir), "trainer.run_name": "demo"})
     if task_name == "classification" and not fashion_mnist_available():
         print("Fashion-MNIST is missing (run: sudo apt-get install dataset-fashion-mnist); "
               "the demo uses scikit-learn digits instead", file=sys.stderr)
-        overrides += ["data.dataset=digits", "data.hflip=false", "trainer.max_steps=300"]
+        overrides.update({"data.dataset": "digits", "data.hflip": False, "trainer.max_steps": 300})
     started = time.perf_counter()
-    run_dir = task.train(overrides)
-    metrics = task.evaluate_run(run_dir)
+    run_dir = api.train(task_name, overrides, recipe=recipe).dir
+    metrics = api.evaluate(run_dir)
     summary = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds"}
     print(f"[{task_name}] {json.dumps(summary)} in {time.perf_counter() - started:.0f} s -> {run_dir}",
           file=sys.stderr)

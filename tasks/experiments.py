@@ -15,11 +15,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from backbones import diagnostics
+from tasks import api
 from tasks.core.config import load_config
 from tasks.core.errors import UserError
 from tasks.core.report import write_report
@@ -42,17 +42,14 @@ def _train_loss(run: Path, tail: int = 3) -> float:
     return statistics.fmean(r["train/loss"] for r in records[-tail:])
 
 
-def _block_gradients(task: Any, run: Path, trained: bool) -> list[float]:
+def _block_gradients(run: Path, trained: bool) -> list[float]:
     """Per-block gradient norms on a fixed training batch, at initialisation or after training."""
-    from tasks.core.checkpoint import load_checkpoint
-    from tasks.core.config import from_dict
-
-    ckpt = load_checkpoint(run / "checkpoints" / "last.pt", task.name)
-    cfg = from_dict(task.config_class, ckpt["config"])
-    torch.manual_seed(cfg.seed)
-    model = task.build_model(cfg, ckpt["data_info"])
-    if trained:
-        model.load_state_dict(ckpt["model"])
+    loaded = api.load_run(run, "last")
+    task, cfg = loaded.task, loaded.cfg
+    model = loaded.model
+    if not trained:
+        torch.manual_seed(cfg.seed)
+        model = task.build_model(cfg, loaded.info)
     data = task.build_data(cfg)
     images, labels = zip(*(data.train[i] for i in range(min(128, len(data.train)))))
     model.train()
@@ -61,7 +58,7 @@ def _block_gradients(task: Any, run: Path, trained: bool) -> list[float]:
 
 
 def degradation(depths: list[int], seeds: list[int], steps: int, out: Path | None = None,
-                config: str | None = None, overrides: list[str] | None = None) -> Path:
+                config: str | Path | None = None, overrides: list[str] | None = None) -> Path:
     """Train plain and residual nets at each depth and seed; write figures, table and report."""
     bad = [d for d in depths if d not in CIFAR_DEPTHS]
     if bad or len(depths) < 1:
@@ -70,18 +67,18 @@ def degradation(depths: list[int], seeds: list[int], steps: int, out: Path | Non
     root = out or Path("runs") / "experiments" / f"degradation-{time.strftime('%Y%m%d-%H%M%S')}"
     if not any(o.startswith("data.limit_val=") for o in overrides or []):
         overrides = ["data.limit_val=2000", *(overrides or [])]  # 2,000 test images: evaluation stays cheap
-    load_config(task.config_class, config or task.default_config_path(), overrides or [])  # fail fast
+    load_config(task.config_class, task.recipe_path(config), overrides or [])  # fail fast
     runs: dict[tuple[int, str], list[Path]] = {}
     for depth in depths:
         for variant in ("residual", "plain"):
             for seed in seeds:
                 print(f"[degradation] {variant} depth {depth} seed {seed}", file=sys.stderr)
-                argv = ([*(["--config", config] if config else [])] + [
-                    f"backbone.name=resnet{depth}", *_variant_overrides(variant), f"seed={seed}",
-                    f"trainer.max_steps={steps}", f"trainer.eval_every={max(1, steps // 4)}", "trainer.log_every=10",
-                    f"trainer.runs_dir={root}", f"trainer.run_name={variant}{depth}-seed{seed}", *(overrides or [])])
-                runs.setdefault((depth, variant), []).append(task.train(argv))
-    grads = {f"{v}{d}": (_block_gradients(task, r[0], False), _block_gradients(task, r[0], True))
+                settings = [f"backbone.name=resnet{depth}", *_variant_overrides(variant), f"seed={seed}",
+                            f"trainer.max_steps={steps}", f"trainer.eval_every={max(1, steps // 4)}",
+                            "trainer.log_every=10", f"trainer.runs_dir={root}",
+                            f"trainer.run_name={variant}{depth}-seed{seed}", *(overrides or [])]
+                runs.setdefault((depth, variant), []).append(api.train(task, settings, recipe=config).dir)
+    grads = {f"{v}{d}": (_block_gradients(r[0], False), _block_gradients(r[0], True))
              for (d, v), r in runs.items()}
     figures = [_plot_curves(runs, root / "degradation.png"), _plot_gradients(grads, root / "gradients.png")]
     table = _table(runs, grads)
@@ -176,15 +173,13 @@ def sweep(tasks: list[str], variants: list[str], budget: str, seeds: list[int], 
     if unknown:
         raise UserError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     root = out or Path("runs") / "experiments" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    for name in tasks:
-        task = load_task(name)
-        budgets = getattr(task, "budgets", {})
-        if budget not in budgets:
-            raise UserError(f"task {name} has no budget {budget!r}; choose from {', '.join(budgets) or 'none'}")
+    plans = {name: api.train_overrides(name, budget) for name in tasks}  # every budget checked before training
+    for name, (recipe, settings) in plans.items():
         for variant in variants:
             overrides = _variant_overrides(variant)
             for seed in seeds:
                 print(f"[sweep] {name} {variant} seed {seed}", file=sys.stderr)
-                task.train([*budgets[budget], *overrides, f"seed={seed}", f"trainer.runs_dir={root}",
-                            f"trainer.run_name={variant}-seed{seed}"])
+                api.train(name, {**settings, **dict(o.split("=", 1) for o in overrides), "seed": seed,
+                                 "trainer.runs_dir": str(root), "trainer.run_name": f"{variant}-seed{seed}"},
+                          recipe=recipe)
     return write_report(root)

@@ -9,12 +9,14 @@ from tasks.core.config import BackboneConfig, OptimConfig, TrainerConfig
 
 @dataclass
 class DataConfig:
-    """Which images. ``dataset``: fashion_mnist (embedded default, Debian package), idx (any
-    MNIST-format folder), digits (scikit-learn, always available), imagefolder
-    (``root/train``, ``root/val``), cifar10 / cifar100 (python-pickle folder)."""
+    """Which images. ``dataset``: auto (default: fashion_mnist without ``root``, else the layout
+    found under ``root``: imagefolder, cifar10, cifar100 or idx), fashion_mnist (embedded
+    default, Debian package), idx (any MNIST-format folder), digits (scikit-learn, always
+    available), imagefolder (``root/train``, ``root/val``), cifar10 / cifar100 (python-pickle
+    folder: ``root`` holds ``cifar-10-batches-py/`` or is that folder)."""
 
-    dataset: str = "fashion_mnist"
-    root: str = ""  # empty = the dataset's standard location
+    dataset: str = "auto"
+    root: str = ""  # empty = the dataset's standard location (auto: the embedded Fashion-MNIST)
     batch_size: int = 128  # global batch (split over DDP processes)
     image_size: int = 0  # 0 = native size (ImageFolder default 224)
     augment: bool = True
@@ -36,4 +38,4 @@ class ClassificationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="top1"))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)

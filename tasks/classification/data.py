@@ -4,10 +4,15 @@ In-memory sources (idx files, scikit-learn digits, CIFAR pickles) become a uint8
 ``(N, C, H, W)``; ImageFolder trees are read lazily. Normalisation statistics come from
 the training data itself. Augmentation is torchvision.transforms.v2 (random crop with
 padding, horizontal flip).
+
+``data.dataset=auto`` (the default) reads the embedded Fashion-MNIST when ``data.root`` is
+empty, else the loader whose layout :func:`detect_layout` finds under the root.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +22,54 @@ from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
 from tasks.core.errors import UserError
-from tasks.core.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, load_idx_split
-from tasks.core.task import DataBundle
+from tasks.core.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, find_idx, load_idx_split
+from tasks.core.layouts import AUTO, Layout, match_layout, resolve_dataset, subfolders
+from tasks.core.supervised import DataBundle
 
 from .config import ClassificationConfig, DataConfig
 
-DATASETS = ("fashion_mnist", "idx", "digits", "imagefolder", "cifar10", "cifar100")
+DATASETS = (AUTO, "fashion_mnist", "idx", "digits", "imagefolder", "cifar10", "cifar100")
+DEFAULT_DATASET = "fashion_mnist"  # what `auto` means without data.root: the embedded offline default
+CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}  # torchvision's base_folder
+
+
+def _imagefolder_probe(root: Path) -> str | None:
+    classes = subfolders(root / "train")
+    return f"train/<class>/ ({len(classes)} class folders)" if classes else None
+
+
+def _cifar_probe(folder: str) -> Callable[[Path], str | None]:
+    def probe(root: Path) -> str | None:
+        if root.name == folder:
+            return f"{folder}/ (data.root itself)"
+        return f"{folder}/" if (root / folder).is_dir() else None
+
+    return probe
+
+
+def _idx_probe(root: Path) -> str | None:
+    try:
+        return find_idx(root, "train", "images").name
+    except UserError:
+        return None
+
+
+#: the layouts `auto` recognises under data.root, in the order they are tried
+LAYOUTS = (
+    Layout("imagefolder", "train/<class>/", "ImageFolder", _imagefolder_probe),
+    Layout("cifar10", CIFAR_FOLDERS["cifar10"], "CIFAR-10", _cifar_probe(CIFAR_FOLDERS["cifar10"])),
+    Layout("cifar100", CIFAR_FOLDERS["cifar100"], "CIFAR-100", _cifar_probe(CIFAR_FOLDERS["cifar100"])),
+    Layout("idx", "train-images-idx3-ubyte[.gz]", "idx", _idx_probe),
+)
+
+
+def detect_layout(root: str | Path) -> str:
+    """The dataset name (imagefolder, cifar10, cifar100, idx) whose files lie under ``root``.
+
+    Raises :class:`UserError` naming the layouts looked for when none matches, or when
+    ``root`` does not exist.
+    """
+    return match_layout(root, LAYOUTS)[0].dataset
 
 
 class TensorImages(Dataset):
@@ -60,6 +107,8 @@ def _cifar(root: str, train: bool, hundred: bool) -> tuple[torch.Tensor, torch.T
     from torchvision.datasets import CIFAR10, CIFAR100
 
     cls = CIFAR100 if hundred else CIFAR10
+    if Path(root).name == cls.base_folder:  # data.root may name the unpacked folder itself
+        root = str(Path(root).parent)
     try:
         ds = cls(root, train=train, download=False)
     except RuntimeError:
@@ -138,6 +187,7 @@ def _imagefolder(cfg: ClassificationConfig, split: str) -> DataBundle:
     probe = ImageFolder(str(root / "train"), loader=loader)
     info = {"num_classes": len(probe.classes), "classes": probe.classes, "in_channels": 3, "image_size": size,
             "resize": True, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    info["dataset"] = "imagefolder"
     val = ImageFolder(str(root / "val"), loader=loader, transform=eval_transform(info))
     if val.classes != probe.classes:
         raise UserError(f"{root}/val has classes {val.classes[:5]}... unlike train's {probe.classes[:5]}...; "
@@ -148,7 +198,12 @@ def _imagefolder(cfg: ClassificationConfig, split: str) -> DataBundle:
 
 
 def build_data(cfg: ClassificationConfig, split: str = "train") -> DataBundle:
-    """Train/val datasets and ``info`` (classes, channels, size, normalisation) for ``cfg``."""
+    """Train/val datasets and ``info`` (classes, channels, size, normalisation, dataset) for ``cfg``.
+
+    ``data.dataset=auto`` is resolved here, once; ``info["dataset"]`` records the name used.
+    """
+    dataset = resolve_dataset(cfg.data.dataset, cfg.data.root, DEFAULT_DATASET, LAYOUTS)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=dataset))
     if cfg.data.dataset == "imagefolder":
         return _imagefolder(cfg, split)
     train_x, train_y, classes = _source(cfg.data, train=True)
@@ -158,7 +213,7 @@ def build_data(cfg: ClassificationConfig, split: str = "train") -> DataBundle:
         train_x, val_x = resize(train_x), resize(val_x)
     mean, std = _stats(train_x)
     info = {"num_classes": len(classes), "classes": classes, "in_channels": int(train_x.shape[1]),
-            "image_size": int(train_x.shape[-1]), "resize": False, "mean": mean, "std": std}
+            "image_size": int(train_x.shape[-1]), "resize": False, "mean": mean, "std": std, "dataset": dataset}
     train = TensorImages(train_x, train_y, train_transform(cfg.data, info))
     val = TensorImages(val_x, val_y, eval_transform(info))
     return DataBundle(_subset(train, cfg.data.limit_train, cfg.seed), _subset(val, cfg.data.limit_val, cfg.seed),

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: dict[str, Any],
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: dict[str, Any], cfg: Any,
              run_dir: Path | None = None) -> dict[str, float]:
     k = info["num_classes"]
     # The engine evaluates the whole validation set on rank 0, so metrics must not sync.

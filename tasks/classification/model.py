@@ -18,7 +18,7 @@ def build_model(cfg: ClassificationConfig, info: dict[str, Any]) -> nn.Module:
     return Classifier(body, info["num_classes"], cfg.model.dropout)
 
 
-def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], cfg: Any) -> tuple[torch.Tensor, dict[str, float]]:
     images, labels = batch
     logits = model(images)
     value = nn.functional.cross_entropy(logits, labels)

@@ -10,11 +10,10 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import v2
 
+from tasks.api import load_run
 from tasks.core.errors import UserError
-from tasks.core.run import load_run
 
 from .data import eval_transform
-from .task import TASK
 
 
 def read_image(path: Path, channels: int) -> torch.Tensor:
@@ -28,8 +27,8 @@ def read_image(path: Path, channels: int) -> torch.Tensor:
 
 def predict(run_dir: Path, inputs: list[Path], out: Path | None = None, top_k: int = 3) -> list[dict[str, Any]]:
     """Top-``k`` classes with probabilities per image; written as JSON to ``out`` if given."""
-    _, ckpt, model = load_run(TASK, run_dir)
-    info = ckpt["data_info"]
+    run = load_run(run_dir)
+    info, model = run.info, run.model
     to_model = eval_transform(info)
     resize = v2.Compose([v2.Resize(info["image_size"], antialias=True), v2.CenterCrop(info["image_size"])])
     results = []

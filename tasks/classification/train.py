@@ -1,9 +1,6 @@
-"""``python -m tasks.classification.train [--config PATH] [key=value ...]``."""
+"""``python -m tasks.classification.train [--config RECIPE] [--resume RUN_DIR] [key=value ...]``."""
 
-from tasks.core.cli_errors import run_cli
-from tasks.core.run import train_main
-
-from .task import TASK
+from tasks.cli import train_entry
 
 if __name__ == "__main__":
-    run_cli(lambda: train_main(TASK))
+    train_entry("classification")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,7 +78,7 @@ class TrainerConfig:
     max_steps: int = 0  # optimizer steps; > 0 caps the run whatever `epochs` says
     eval_every: int = 0  # steps between evaluations; 0 = once per epoch
     log_every: int = 20
-    monitor: str = ""  # metric that picks best.pt; empty = the task's headline metric
+    monitor: str = ""  # metric that picks best.pt (compared in the headline's direction); empty = the headline
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of the weights
     num_workers: int = 0
     resume: bool = False
@@ -106,30 +107,62 @@ def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str) -> Us
     return UserError(f"bad config in {source}: {str(err).splitlines()[0]}")
 
 
-def load_config(schema_cls: type[C], path: str | Path | None = None,
-                overrides: list[str] | tuple[str, ...] = ()) -> C:
-    """Build ``schema_cls`` from its defaults, the YAML at ``path``, then ``overrides``."""
-    schema = OmegaConf.structured(schema_cls)
-    cfg = schema
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file {str(path)!r} does not exist; pass an existing YAML via --config")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as err:
-            raise UserError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
-        try:
-            cfg = OmegaConf.merge(cfg, loaded)
-        except OmegaConfBaseException as err:
-            raise _explain(err, schema, str(path)) from None
+#: ``key=value`` strings (the command line) or a mapping ``{"trainer.max_steps": 300}`` (Python)
+Overrides = Sequence[str] | Mapping[str, Any]
+
+
+def read_recipe(path: str | Path, _chain: tuple[Path, ...] = ()) -> DictConfig:
+    """The YAML at ``path`` with its ``base:`` recipe (a name beside it, or a path) merged underneath.
+
+    A plain twin is then one line over its residual recipe, and the two cannot drift apart.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} does not exist; pass an existing YAML or a recipe name "
+                        "(`rsuite recipes TASK` lists them)")
+    if path.resolve() in _chain:
+        raise UserError(f"recipe {path} names itself as a base through {' -> '.join(p.name for p in _chain)}; "
+                        "remove the loop of base: keys")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:
+        raise UserError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(loaded, DictConfig):
+        raise UserError(f"{path} holds no mapping of settings; a recipe is YAML like `trainer: {{max_steps: 100}}`")
+    base = loaded.pop("base", None)
+    if base is None:
+        return loaded
+    base_path = Path(str(base))
+    if not base_path.is_absolute():
+        base_path = path.parent / (base_path if base_path.suffix == ".yaml" else f"{base}.yaml")
+    return OmegaConf.merge(read_recipe(base_path, (*_chain, path.resolve())), loaded)  # type: ignore[return-value]
+
+
+def _override_config(overrides: Overrides) -> DictConfig:
+    if isinstance(overrides, Mapping):
+        node = OmegaConf.create()
+        for key, value in overrides.items():
+            OmegaConf.update(node, str(key), value, merge=True, force_add=True)
+        return node
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} is not key=value; write e.g. trainer.max_steps=100")
+    return OmegaConf.from_dotlist(list(overrides))
+
+
+def load_config(schema_cls: type[C], path: str | Path | None = None, overrides: Overrides = ()) -> C:
+    """Build ``schema_cls`` from its defaults, the recipe at ``path`` (and its bases), then ``overrides``."""
+    schema = OmegaConf.structured(schema_cls)
+    cfg = schema
+    if path is not None:
+        try:
+            cfg = OmegaConf.merge(cfg, read_recipe(path))
+        except OmegaConfBaseException as err:
+            raise _explain(err, schema, str(path)) from None
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        cfg = OmegaConf.merge(cfg, _override_config(overrides))
     except OmegaConfBaseException as err:
-        raise _explain(err, schema, "the command line") from None
+        raise _explain(err, schema, "the overrides") from None
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 

@@ -41,10 +41,16 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def set_threads(threads: int, world_size: int = 1) -> None:
-    """Threads per process: several processes on few cores split them (spinning OpenMP threads stall each other)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    elif world_size > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+def set_threads(threads: int, world_size: int = 1, num_workers: int = 0) -> None:
+    """Threads per process, so that processes and loader workers do not oversubscribe the cores.
+
+    ``threads > 0`` is the user's choice. Otherwise the cores are split between the ranks on this
+    machine, and each rank leaves one core per loader worker (workers run one thread each). Spinning
+    OpenMP threads that wait for cores stall each other by 10x or more (``OMP_WAIT_POLICY=PASSIVE``
+    is set by ``import tasks`` before torch loads; see the README's performance notes).
+    """
+    if threads <= 0:
+        if world_size <= 1 and num_workers <= 0:
+            return
+        threads = max(1, (os.cpu_count() or 1) // max(1, world_size) - num_workers)
+    torch.set_num_threads(threads)

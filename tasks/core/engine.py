@@ -8,12 +8,10 @@ a resumed run ends with exactly the weights of an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,25 +19,27 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import distributed
-from .checkpoint import atomic_save, load_checkpoint, make_checkpoint, rng_state, set_rng_state
-from .config import to_dict
 from .device import autocast, autocast_dtype, resolve_device, set_threads
 from .errors import UserError
+from .lifecycle import Progress, RunFolder, best_view, checkpoint, restore
 from .loader import ShuffledBatchSampler, make_loader
 from .optim import build_optimizer, build_scheduler
-from .runlog import RunLogger, plot_curves
-from .task import SupervisedTask
+from .runlog import plot_curves
+
+if TYPE_CHECKING:
+    from .supervised import SupervisedTask
 
 
 class Trainer:
-    """Fits ``task`` with config ``cfg`` into ``run_dir`` (see :func:`tasks.core.run.train_main`)."""
+    """Fits ``task`` with config ``cfg`` into the claimed run folder ``run`` (see :func:`tasks.api.train`)."""
 
-    def __init__(self, task: SupervisedTask, cfg: Any, run_dir: Path) -> None:
-        self.task, self.cfg, self.run_dir = task, cfg, run_dir
+    def __init__(self, task: SupervisedTask, cfg: Any, run: RunFolder) -> None:
+        self.task, self.cfg, self.run, self.run_dir = task, cfg, run, run.path
         t = cfg.trainer
         self.device = resolve_device(t.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.dist = distributed.setup(self.device.type)
-        set_threads(t.threads, self.dist.world_size)
+        run.is_main = self.dist.is_main
+        set_threads(t.threads, self.dist.world_size, t.num_workers)
         torch.manual_seed(cfg.seed + self.dist.rank)
         self.amp_dtype = autocast_dtype(t.precision, self.device)
         self.data = task.build_data(cfg)
@@ -61,10 +61,14 @@ class Trainer:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
-        self.monitor = t.monitor or task.headline
-        self.step, self.best, self.elapsed = 0, None, 0.0
+        self.progress = Progress(t.monitor or task.headline, task.higher_is_better)
         self.params = sum(p.numel() for p in self.model.parameters())
-        self.logger = RunLogger(run_dir, enabled=self.dist.is_main)
+        self.info = self.data.info
+        self.logger = run.open_logger()
+
+    @property
+    def step(self) -> int:
+        return self.progress.step
 
     # ----------------------------------------------------------------- setup
     def _build_loaders(self) -> None:
@@ -94,42 +98,28 @@ class Trainer:
         self.eval_every = t.eval_every if t.eval_every > 0 else self.steps_per_epoch
 
     # ------------------------------------------------------------ checkpoint
-    def state(self) -> dict[str, Any]:
-        return make_checkpoint(
-            self.task.name, step=self.step, model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-            scaler=self.scaler.state_dict(), ema=self.ema.state_dict() if self.ema else None,
-            rng=rng_state(), config=to_dict(self.cfg), data_info=self.data.info,
-            best=self.best, monitor=self.monitor, elapsed=self.elapsed,
-        )
-
     def save(self, is_best: bool) -> None:
-        if not self.dist.is_main:
-            return
-        state = self.state()
-        atomic_save(state, self.run_dir / "checkpoints" / "last.pt")
-        if is_best:
-            best = dict(state)
-            if self.ema is not None:  # evaluate/predict use the averaged weights
-                best["model"] = {k.removeprefix("module."): v for k, v in self.ema.state_dict().items()
-                                 if k.startswith("module.")}
-            for key in ("optimizer", "scheduler", "scaler", "ema", "rng"):
-                best.pop(key)
-            atomic_save(best, self.run_dir / "checkpoints" / "best.pt")
+        state = checkpoint(self.task.name, self.cfg, self.data.info, self.progress, model=self.model.state_dict(),
+                           optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                           scaler=self.scaler.state_dict(), ema=self.ema.state_dict() if self.ema else None)
+        best = None
+        if is_best:  # with EMA, evaluate/predict use the averaged weights
+            weights = {k.removeprefix("module."): v for k, v in self.ema.state_dict().items()
+                       if k.startswith("module.")} if self.ema is not None else state["model"]
+            best = best_view(state, ("optimizer", "scheduler", "scaler", "ema"), model=weights)
+        self.run.save(state, best)
 
     def resume(self) -> bool:
-        path = self.run_dir / "checkpoints" / "last.pt"
-        if not path.is_file():
+        ckpt = self.run.load_last()
+        if ckpt is None:
             return False
-        ckpt = load_checkpoint(path, self.task.name)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         if self.ema is not None and ckpt.get("ema") is not None:
             self.ema.load_state_dict(ckpt["ema"])
-        self.step, self.best, self.elapsed = ckpt["step"], ckpt.get("best"), ckpt.get("elapsed", 0.0)
-        set_rng_state(ckpt["rng"])
+        restore(ckpt, self.progress)
         if self.dist.enabled:  # each rank's own stream continues from the shared state
             torch.manual_seed(self.cfg.seed + self.dist.rank + self.step)
         return True
@@ -144,22 +134,16 @@ class Trainer:
             model = self.eval_model()
             model.eval()
             with torch.no_grad(), autocast(self.device, self.amp_dtype):
-                metrics = self.task.evaluate(model, self.val_loader, self.device, self.data.info, self.run_dir)
+                metrics = self.task.evaluate(model, self.val_loader, self.device, self.data.info, self.cfg,
+                                             self.run_dir)
             self.model.train()
         distributed.barrier()
         return metrics
 
-    def _improved(self, value: float | None) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        return value > self.best if self.task.higher_is_better else value < self.best
-
     def _train_step(self, batch: Any) -> tuple[float, dict[str, float]]:
         batch = self.task.to_device(batch, self.device)
         with autocast(self.device, self.amp_dtype):
-            loss, logs = self.task.loss(self.train_model, batch)
+            loss, logs = self.task.loss(self.train_model, batch, self.cfg)
         if not torch.isfinite(loss):
             raise UserError(f"loss became {float(loss.detach())} at step {self.step}; lower optim.lr, set "
                             "optim.grad_clip, or check the data (last good checkpoint kept)")
@@ -188,7 +172,7 @@ class Trainer:
             self.sampler.set_epoch(epoch, offset)
             for batch in self.train_loader:
                 loss, logs = self._train_step(batch)
-                self.step += 1
+                self.progress.step += 1
                 window_loss, window_n = window_loss + loss, window_n + 1
                 seen += self.task.batch_size(batch) * self.dist.world_size
                 if self.step % self.cfg.trainer.log_every == 0 or self.step == self.total_steps:
@@ -209,20 +193,16 @@ class Trainer:
         bar.close()
         if self.dist.is_main:
             plot_curves(self.run_dir, f"{self.task.name}: {self.cfg.backbone.name}")
-        self.logger.close()
         return metrics
 
     def _eval_and_save(self) -> dict[str, float]:
-        now = time.perf_counter()
-        self.elapsed += now - self._clock
+        self.progress.elapsed += time.perf_counter() - self._clock
         metrics = self.evaluate()
         self._clock = time.perf_counter()
-        is_best = self._improved(metrics.get(self.monitor))
-        if is_best:
-            self.best = metrics[self.monitor]
+        is_best = self.progress.improved(metrics)
         if self.dist.is_main:
-            self.logger.eval({"step": self.step, "train_seconds": round(self.elapsed, 2), "params": self.params,
-                              **{f"val/{k}": v for k, v in metrics.items()}})
+            self.logger.eval({"step": self.step, "train_seconds": round(self.progress.elapsed, 2),
+                              "params": self.params, **{f"val/{k}": v for k, v in metrics.items()}})
             summary = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
             tqdm.write(f"step {self.step}: {summary}", file=sys.stderr)
         self.save(is_best)

@@ -19,9 +19,6 @@ import yaml
 from .errors import UserError
 from .runlog import read_jsonl
 
-#: task -> (headline metric, higher is better)
-HEADLINE = {"classification": ("top1", True), "detection": ("map_50", True),
-            "super_resolution": ("psnr_y", True), "speech": ("wer", False), "dqn": ("return_mean", True)}
 PLAIN_NAMES = ("plain",)
 
 
@@ -33,20 +30,25 @@ def variant(backbone: dict[str, Any]) -> str:
 
 
 def find_runs(root: Path) -> list[dict[str, Any]]:
-    """Every run folder below ``root`` (``config.yaml`` + ``metrics.jsonl``), newest metrics last."""
+    """Every run folder below ``root`` (``run.json`` + ``config.yaml`` + ``metrics.jsonl``).
+
+    ``run.json`` names the task and its headline metric with its direction, so the report
+    knows no task by name: a new task's runs are compared the same way.
+    """
     runs = []
-    for cfg_path in sorted(root.rglob("config.yaml")):
-        run_dir = cfg_path.parent
+    for meta_path in sorted(root.rglob("run.json")):
+        run_dir = meta_path.parent
         evals = read_jsonl(run_dir / "metrics.jsonl")
-        if not evals:
+        if not evals or not (run_dir / "config.yaml").is_file():
             continue
-        cfg = yaml.safe_load(cfg_path.read_text())
-        task = run_dir.parent.name
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        meta = json.loads(meta_path.read_text())
         final = {k.removeprefix("val/"): v for k, v in evals[-1].items() if k.startswith("val/")}
         if (run_dir / "eval.json").is_file():
             final.update(json.loads((run_dir / "eval.json").read_text()))
         backbone = cfg.get("backbone", {})
-        runs.append({"task": task, "run": run_dir.name, "path": run_dir, "backbone": backbone.get("name", "?"),
+        runs.append({"task": meta["task"], "headline": meta["headline"], "higher_is_better": meta["higher_is_better"],
+                     "run": run_dir.name, "path": run_dir, "backbone": backbone.get("name", "?"),
                      "variant": variant(backbone), "seed": cfg.get("seed", 0), "step": evals[-1]["step"],
                      "metrics": final, "seconds": evals[-1].get("train_seconds"), "params": evals[-1].get("params")})
     return runs
@@ -63,7 +65,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["task"], r["backbone"], r["variant"]), []).append(r)
     rows = []
     for (task, backbone, var), members in sorted(groups.items()):
-        key, higher = HEADLINE.get(task, ("", True))
+        key, higher = members[0]["headline"], members[0]["higher_is_better"]
         values = [m["metrics"][key] for m in members if isinstance(m["metrics"].get(key), (int, float))]
         if not values:
             continue
@@ -100,7 +102,8 @@ def residual_vs_plain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fmt(value: float, metric: str) -> str:
-    return f"{value:.2f}" if metric in ("psnr_y", "return_mean") else f"{value:.4f}"
+    """Four significant decimals for rates in [-1, 1] (top-1, mAP, WER), two for scores (dB, returns)."""
+    return f"{value:.4f}" if abs(value) <= 1 else f"{value:.2f}"
 
 
 def markdown(rows: list[dict[str, Any]], diffs: list[dict[str, Any]], root: Path) -> str:
@@ -163,7 +166,7 @@ def write_report(root: Path, out: Path | None = None, extra_figures: list[Path] 
         raise UserError(f"{root} is not a folder; pass the runs/ folder that `rsuite train` writes into")
     runs = find_runs(root)
     if not runs:
-        raise UserError(f"no run folders (config.yaml + metrics.jsonl) under {root}; train something first")
+        raise UserError(f"no run folders (run.json + metrics.jsonl) under {root}; train something first")
     out = out or root / "report"
     out.mkdir(parents=True, exist_ok=True)
     rows = summarize(runs)

@@ -1,97 +1,94 @@
-"""What a supervised task plugs into the engine: data, model, loss, metrics.
+"""What every task declares: its name, headline metric, recipes, config class and budgets.
 
-The task says *what* is learned; :mod:`tasks.core.engine` says *how* training runs (device,
-precision, DDP, schedule, checkpoints, logging). A task never re-implements those.
+:class:`Task` imports nothing that runs. The two kinds of task put their machinery beside
+it: :class:`tasks.core.supervised.SupervisedTask` (data, model, loss, batch evaluation, run
+by :mod:`tasks.core.engine`) and the DQN agent (its own acting loop). Both hand their run to
+the one lifecycle in :mod:`tasks.core.lifecycle`, and :mod:`tasks.api` drives them all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from .errors import UserError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+if TYPE_CHECKING:
+    from torch import nn
 
-
-@dataclass
-class DataBundle:
-    """Train and validation datasets plus what the model needs to know about them."""
-
-    train: Dataset
-    val: Dataset
-    info: dict[str, Any] = field(default_factory=dict)  # e.g. num_classes, in_channels, classes
-    collate_fn: Any = None
+    from .lifecycle import RunFolder
 
 
-class SupervisedTask:
-    """Base class of a task plugin; subclasses fill the class attributes and five methods."""
+def recipes_dir() -> Path:
+    """The recipes shipped inside the package (``tasks/configs/<task>/<recipe>.yaml``)."""
+    return Path(str(resources.files("tasks") / "configs"))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A named amount of training: a recipe (``None`` = the task's default) plus overrides."""
+
+    overrides: dict[str, Any] = field(default_factory=dict)
+    recipe: str | None = None
+
+
+class Fitter(Protocol):
+    """What a task's trainer offers the run lifecycle (the engine's ``Trainer``, the ``DQNTrainer``)."""
+
+    info: dict[str, Any]
+
+    def resume(self) -> bool: ...
+
+    def fit(self, stop_at: int | None = None) -> dict[str, float]: ...
+
+
+class Task:
+    """Base of every task plugin; subclasses fill the class attributes and the hooks below."""
 
     name: ClassVar[str]
     config_class: ClassVar[type]
-    default_recipe: ClassVar[str]  # file name under configs/<name>/
-    headline: ClassVar[str]  # metric that picks best.pt, e.g. "top1"
+    default_recipe: ClassVar[str]  # a recipe name under tasks/configs/<name>/
+    headline: ClassVar[str]  # the metric that picks best.pt and that reports compare
     higher_is_better: ClassVar[bool] = True
-    image_model: ClassVar[bool] = True  # 2-D conv model: channels-last on CUDA
-    #: named CPU budgets (overrides of the default recipe) for `make demo` and `rsuite experiment sweep`;
-    #: "small" also fixes the backbone whose residual/plain twins the sweep compares
-    budgets: ClassVar[dict[str, list[str]]] = {}
+    #: named CPU budgets for `make demo` and `rsuite experiment sweep`; "small" also fixes the
+    #: backbone whose residual/plain twins the sweep compares
+    budgets: ClassVar[dict[str, Budget]] = {}
 
-    def default_config_path(self) -> Path:
-        return CONFIGS / self.name / self.default_recipe
+    # ------------------------------------------------------------ recipes
+    def recipes(self) -> list[str]:
+        """Names of the recipes shipped for this task."""
+        folder = recipes_dir() / self.name
+        return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
-    def build_data(self, cfg: Any, split: str = "train") -> DataBundle:
-        """Datasets for ``cfg``; ``split="val"`` may skip building the training set."""
-        raise NotImplementedError
+    def recipe_path(self, recipe: str | Path | None = None) -> Path:
+        """A recipe by name (``fashion_mnist_plain20``), or a YAML path; ``None`` is the default recipe."""
+        if recipe is None:
+            recipe = self.default_recipe
+        path = Path(recipe)
+        if path.suffix in (".yaml", ".yml"):
+            return path  # a user's file (a missing one is reported when it is read)
+        shipped = recipes_dir() / self.name / f"{recipe}.yaml"
+        if not shipped.is_file():
+            raise UserError(f"{self.name} has no recipe {str(recipe)!r}; choose one of: {', '.join(self.recipes())} "
+                            "or give a YAML path")
+        return shipped
 
+    # -------------------------------------------------------------- hooks
     def build_model(self, cfg: Any, info: dict[str, Any]) -> nn.Module:
+        """The model for ``cfg`` and the data it was built for (``info``, saved in every checkpoint)."""
         raise NotImplementedError
 
-    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss of one (device-placed) batch and scalars worth logging."""
+    def make_trainer(self, cfg: Any, run: RunFolder) -> Fitter:
+        """The object that trains ``cfg`` into ``run`` (the engine, or an acting loop)."""
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device,
-                 info: dict[str, Any], run_dir: Path | None = None) -> dict[str, float]:
-        """Metrics over ``loader`` under the task's fixed names; may write plots to ``run_dir``."""
+    def final_metrics(self, cfg: Any, model: nn.Module, info: dict[str, Any], run_dir: Path,
+                      device: Any) -> dict[str, Any]:
+        """``rsuite evaluate``: the metrics of a finished run's model under the task's fixed names."""
         raise NotImplementedError
 
-    def batch_sampler(self, cfg: Any, dataset: Dataset, batch_size: int, rank: int,
-                      world_size: int) -> Sampler[list[int]] | None:
-        """Training batches of one rank when the task groups them (similar lengths, aspect ratios).
-
-        ``None`` (the default) means the engine's shuffled batches. A returned sampler yields
-        lists of indices and offers ``set_epoch(epoch, start_batch)`` and ``batches_per_epoch()``
-        with an order fixed by ``(seed, epoch)``, so resumed runs see the same batches
-        (see :class:`tasks.core.loader.GroupedBatchSampler`).
-        """
-        return None
-
-    # ------------------------------------------------ entry points (CLI, demo)
-    def train(self, argv: list[str]) -> Path:
-        """``rsuite train <task> ...``: tasks with their own loop (e.g. RL) override this."""
-        from .run import train_main
-
-        return train_main(self, argv)
-
-    def evaluate_run(self, run_dir: Path, device: str = "auto") -> dict[str, Any]:
-        """``rsuite evaluate RUN_DIR``: metrics of the run's best checkpoint (writes eval.json)."""
-        from .run import evaluate_run
-
-        return evaluate_run(self, run_dir, device)
-
-    def batch_size(self, batch: Any) -> int:
-        first = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return len(first)
-
-    def to_device(self, batch: Any, device: torch.device) -> Any:
-        if isinstance(batch, torch.Tensor):
-            return batch.to(device, non_blocking=True)
-        if isinstance(batch, (list, tuple)):
-            return type(batch)(self.to_device(b, device) for b in batch)
-        if isinstance(batch, dict):
-            return {k: self.to_device(v, device) for k, v in batch.items()}
-        return batch
+    def describe(self) -> dict[str, Any]:
+        """What a run folder records about its task (``run.json``), so reports need no task table."""
+        return {"task": self.name, "headline": self.headline, "higher_is_better": self.higher_is_better}

@@ -9,10 +9,12 @@ from tasks.core.config import BackboneConfig, OptimConfig, TrainerConfig
 
 @dataclass
 class DataConfig:
-    """``dataset``: ``scenes`` (embedded default, generated into the cache as COCO) or ``coco``
-    (``root/train/{images,annotations.json}`` and ``root/val/...``, or the explicit paths below)."""
+    """``dataset``: ``auto`` (default: ``scenes`` without ``root``, else ``coco`` when a COCO layout
+    is found under ``root``), ``scenes`` (embedded default, generated into the cache as COCO) or
+    ``coco`` (``root/train/{images,annotations.json}`` and ``root/val/...``, the official tree
+    ``root/annotations/instances_train2017.json`` + ``root/train2017/``, or the explicit paths below)."""
 
-    dataset: str = "scenes"
+    dataset: str = "auto"
     root: str = ""
     train_images: str = ""  # explicit COCO paths (relative to root), e.g. train2017
     train_annotations: str = ""  # e.g. annotations/instances_train2017.json
@@ -61,4 +63,4 @@ class DetectionConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnet18"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.02, weight_decay=1e-4, nesterov=False))
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="map_50"))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)

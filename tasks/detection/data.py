@@ -3,11 +3,17 @@
 Category ids are remapped to contiguous labels ``1..K`` (0 is the detectors' background);
 bad annotations are dropped with one warning that counts them; a missing image file is a
 one-line error naming it. Training augmentation is albumentations with box-aware params.
+
+``data.dataset=auto`` (the default) generates the embedded scenes when ``data.root`` is
+empty, else reads the COCO layout :func:`detect_layout` finds under the root: per-split
+``train/`` + ``val/`` folders (``images/`` + ``annotations.json``), or the official COCO
+tree (``annotations/instances_train2017.json`` + ``train2017/``, and the same for val).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,10 +25,61 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from tasks.core.errors import UserError
-from tasks.core.task import DataBundle
+from tasks.core.layouts import AUTO, Layout, announce, first_match, match_layout, resolve_dataset
+from tasks.core.supervised import DataBundle
 
 from .config import DataConfig, DetectionConfig
 from .scenes import scenes_root
+
+DATASETS = (AUTO, "scenes", "coco")
+DEFAULT_DATASET = "scenes"  # what `auto` means without data.root: the embedded generated scenes
+SPLIT_FILES = ("train/images", "train/annotations.json", "val/images", "val/annotations.json")
+
+
+def coco_files(root: str | Path) -> tuple[str, str, str, str] | None:
+    """``(train_images, train_annotations, val_images, val_annotations)`` relative to ``root``.
+
+    The per-split layout (:data:`SPLIT_FILES`) or the official COCO tree
+    (``annotations/instances_{train,val}<year>.json`` with images in ``<split><year>/`` or
+    ``images/<split><year>/``); ``None`` when neither is there.
+    """
+    root = Path(root)
+    if all((root / f).is_file() for f in SPLIT_FILES[1::2]):
+        return SPLIT_FILES
+    found = []
+    for split in ("train", "val"):
+        ann = first_match(root / "annotations", [f"instances_{split}*.json"])
+        if ann is None:
+            return None
+        name = ann.stem.removeprefix("instances_")  # instances_train2017 -> train2017
+        images = next((d for d in (name, f"images/{name}") if (root / d).is_dir()), name)
+        found += [images, f"annotations/{ann.name}"]
+    return found[0], found[1], found[2], found[3]
+
+
+def _split_probe(root: Path) -> str | None:
+    return "train/annotations.json + val/annotations.json" if coco_files(root) == SPLIT_FILES else None
+
+
+def _official_probe(root: Path) -> str | None:
+    files = coco_files(root)
+    return f"{files[1]} + {files[3]}" if files is not None and files != SPLIT_FILES else None
+
+
+#: the layouts `auto` recognises under data.root, in the order they are tried
+LAYOUTS = (
+    Layout("coco", "{train,val}/annotations.json + images/", "COCO per split", _split_probe),
+    Layout("coco", "annotations/instances_{train,val}*.json", "COCO", _official_probe),
+)
+
+
+def detect_layout(root: str | Path) -> str:
+    """The dataset name (``coco``) whose annotation files lie under ``root``.
+
+    Raises :class:`UserError` naming the layouts looked for when none matches, or when
+    ``root`` does not exist.
+    """
+    return match_layout(root, LAYOUTS)[0].dataset
 
 
 def read_coco(ann_file: Path, images_dir: Path) -> tuple[list[dict], list[dict], dict[str, int]]:
@@ -124,9 +181,11 @@ def _paths(cfg: DataConfig, seed: int) -> tuple[Path, Path, Path, Path]:
                             "annotations.json)>")
         root = Path(cfg.root)
     else:
-        raise UserError(f"data.dataset={cfg.dataset!r} is not valid; choose scenes or coco")
-    return (root / (cfg.train_images or "train/images"), root / (cfg.train_annotations or "train/annotations.json"),
-            root / (cfg.val_images or "val/images"), root / (cfg.val_annotations or "val/annotations.json"))
+        raise UserError(f"data.dataset={cfg.dataset!r} is not valid; choose one of: {', '.join(DATASETS)}")
+    standard = (coco_files(root) if cfg.dataset == "coco" else None) or SPLIT_FILES
+    explicit = (cfg.train_images, cfg.train_annotations, cfg.val_images, cfg.val_annotations)
+    train_images, train_ann, val_images, val_ann = (root / (e or s) for e, s in zip(explicit, standard))
+    return train_images, train_ann, val_images, val_ann
 
 
 def aspect_ratio_groups(aspect_ratios: list[float], factor: int) -> list[int]:
@@ -140,7 +199,18 @@ def aspect_ratio_groups(aspect_ratios: list[float], factor: int) -> list[int]:
 
 
 def build_data(cfg: DetectionConfig, split: str = "train") -> DataBundle:
-    """Train/val COCO datasets, the label map and sizes (``info``) for the model."""
+    """Train/val COCO datasets, the label map and sizes (``info``) for the model.
+
+    ``data.dataset=auto`` is resolved here, once (explicit ``data.*_annotations`` paths mean
+    coco); ``info["dataset"]`` records the name used.
+    """
+    d = cfg.data
+    if d.dataset == AUTO and d.root and d.train_annotations and d.val_annotations:
+        dataset = "coco"
+        announce(dataset, "data.train_annotations and data.val_annotations are set")
+    else:
+        dataset = resolve_dataset(d.dataset, d.root, DEFAULT_DATASET, LAYOUTS)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(d, dataset=dataset))
     train_images, train_ann, val_images, val_ann = _paths(cfg.data, cfg.seed)
     val_records, categories, _ = read_coco(val_ann, val_images)
     train_records = read_coco(train_ann, train_images)[0] if split == "train" else []

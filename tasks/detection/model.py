@@ -106,7 +106,8 @@ def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
     return FCOS(fpn, anchor_generator=anchors, score_thresh=m.score_thresh, **common)
 
 
-def loss(model: nn.Module, batch: tuple[list[torch.Tensor], list[dict]]) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(model: nn.Module, batch: tuple[list[torch.Tensor], list[dict]],
+         cfg: DetectionConfig) -> tuple[torch.Tensor, dict[str, float]]:
     images, targets = batch
     losses = model(images, targets)
     return sum(losses.values()), {k: float(v.detach()) for k, v in losses.items()}

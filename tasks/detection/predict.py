@@ -7,35 +7,18 @@ from typing import Any
 
 import torch
 from torchvision.io import ImageReadMode, decode_image
-from torchvision.utils import draw_bounding_boxes, save_image
+from torchvision.utils import save_image
 
+from tasks.api import load_run
 from tasks.core.errors import UserError
-from tasks.core.run import load_run
 
-from .task import TASK
-
-
-def draw(image: torch.Tensor, pred: dict[str, torch.Tensor], classes: list[str], threshold: float = 0.5,
-         scale: int = 0) -> torch.Tensor:
-    """uint8 image with the detections above ``threshold``.
-
-    ``scale=0`` upscales small images (longer side under 400 px) 2x so labels stay legible.
-    """
-    img = (image.clamp(0, 1) * 255).to(torch.uint8) if image.is_floating_point() else image
-    scale = scale or (2 if max(img.shape[1:]) < 400 else 1)
-    keep = pred["scores"] >= threshold
-    boxes = pred["boxes"][keep] * scale
-    labels = [f"{classes[int(c)]} {float(s):.2f}" for c, s in zip(pred["labels"][keep], pred["scores"][keep])]
-    big = torch.nn.functional.interpolate(img[None].float(), scale_factor=scale, mode="nearest")[0].to(torch.uint8)
-    if not len(boxes):
-        return big
-    return draw_bounding_boxes(big, boxes, labels, colors="red", width=2)
+from .draw import draw
 
 
 def predict(run_dir: Path, inputs: list[Path], out: Path | None = None, threshold: float = 0.5) -> list[dict[str, Any]]:
     """Detect objects in each image; writes ``<name>_detections.png`` (into ``out`` if it is a folder)."""
-    _, ckpt, model = load_run(TASK, run_dir)
-    classes, category_ids = ckpt["data_info"]["classes"], ckpt["data_info"]["category_ids"]
+    run = load_run(run_dir)
+    model, classes, category_ids = run.model, run.info["classes"], run.info["category_ids"]
     results = []
     for path in map(Path, inputs):
         if not path.is_file():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.core.loader import GroupedBatchSampler
-from tasks.core.task import SupervisedTask
+from tasks.core.supervised import SupervisedTask
+from tasks.core.task import Budget
 
 from . import data, evaluate, model
 from .config import DetectionConfig
@@ -14,12 +15,12 @@ from .config import DetectionConfig
 class DetectionTask(SupervisedTask):
     name = "detection"
     config_class = DetectionConfig
-    default_recipe = "scenes_fasterrcnn_resnet18.yaml"
+    default_recipe = "scenes_fasterrcnn_resnet18"
     headline = "map_50"
     # CPU budgets: the RetinaNet recipe (GroupNorm head) learns far more per CPU-second than Faster R-CNN
     # here (mAP@50 0.22 after 600 steps / 4 min vs 0.05 after 200 steps / 3 min)
-    budgets = {name: ["model.arch=retinanet", "optim.lr=0.01", "trainer.max_steps=600", "trainer.eval_every=600",
-                      "data.num_train=800"] for name in ("demo", "small")}
+    budgets = {name: Budget({"model.arch": "retinanet", "optim.lr": 0.01, "trainer.max_steps": 600,
+                             "trainer.eval_every": 600, "data.num_train": 800}) for name in ("demo", "small")}
 
     build_data = staticmethod(data.build_data)
     build_model = staticmethod(model.build_model)

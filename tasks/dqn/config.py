@@ -92,4 +92,4 @@ class DQNConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=1e-3, weight_decay=0.0,
                                                                   schedule="constant", grad_clip=10.0))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        max_steps=20_000, eval_every=2_000, log_every=500, monitor="return_mean"))
+        max_steps=20_000, eval_every=2_000, log_every=500))

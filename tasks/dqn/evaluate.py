@@ -8,7 +8,6 @@ count agent steps (on Atari one step is ``env.frame_skip`` frames).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -19,14 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.core.checkpoint import load_checkpoint
-from tasks.core.config import from_dict
-from tasks.core.device import resolve_device
 from tasks.core.runlog import read_jsonl
 
 from .config import DQNConfig
 from .data import make_env
-from .model import build_model
 
 #: evaluation episodes use seeds far from the training envs' so no start state is shared
 EVAL_SEED_OFFSET = 10_000
@@ -71,34 +66,16 @@ def evaluate_policy(model: nn.Module, env: gym.Env, episodes: int, epsilon: floa
             "length_mean": float(np.mean([n for _, n in results])), "episodes": int(episodes)}
 
 
-def load_agent(run_dir: Path, which: str = "best") -> tuple[DQNConfig, dict[str, Any], nn.Module]:
-    """Config, checkpoint and Q-network (eval mode, CPU) of a DQN run."""
-    path = Path(run_dir) / "checkpoints" / f"{which}.pt"
-    if not path.is_file():
-        path = Path(run_dir) / "checkpoints" / "last.pt"
-    ckpt = load_checkpoint(path, "dqn")
-    cfg = from_dict(DQNConfig, ckpt["config"])
-    model = build_model(cfg, ckpt["data_info"])
-    model.load_state_dict(ckpt["model"])
-    return cfg, ckpt, model.eval()
-
-
-def evaluate_run(run_dir: Path, device: str = "auto") -> dict[str, Any]:
-    """``eval.final_episodes`` greedy episodes with the run's best network; writes ``eval.json``."""
-    cfg, ckpt, model = load_agent(run_dir)
-    dev = resolve_device(device)
+def final_evaluation(cfg: DQNConfig, model: nn.Module, device: torch.device) -> dict[str, Any]:
+    """``eval.final_episodes`` greedy episodes (``rsuite evaluate``), seeded apart from in-run evaluations."""
     env = eval_env(cfg)
     started = time.perf_counter()
     try:
-        metrics = evaluate_policy(model.to(dev), env, cfg.eval.final_episodes, cfg.eval.epsilon,
-                                  cfg.seed + 2 * EVAL_SEED_OFFSET, dev)
+        metrics = evaluate_policy(model.to(device), env, cfg.eval.final_episodes, cfg.eval.epsilon,
+                                  cfg.seed + 2 * EVAL_SEED_OFFSET, device)
     finally:
         env.close()
-    result = {"task": "dqn", "backbone": cfg.backbone.name, "env": cfg.env.id, "step": ckpt["step"], **metrics,
-              "params": sum(p.numel() for p in model.parameters()),
-              "eval_seconds": round(time.perf_counter() - started, 3)}
-    (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
-    return result
+    return {"env": cfg.env.id, **metrics, "eval_seconds": round(time.perf_counter() - started, 3)}
 
 
 def plot_rl_curves(run_dir: Path, title: str = "") -> Path | None:

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tasks.core.checkpoint import atomic_save, load_checkpoint, make_checkpoint, rng_state, set_rng_state
-from tasks.core.config import to_dict
+from tasks.core.checkpoint import atomic_save
 from tasks.core.device import resolve_device, set_threads
 from tasks.core.errors import UserError
-from tasks.core.runlog import RunLogger
+from tasks.core.lifecycle import Progress, RunFolder, best_view, checkpoint, restore
 
 from .agent import Learner, epsilon_at
 from .config import DQNConfig
@@ -57,11 +56,11 @@ def crossed(before: int, after: int, every: int) -> int:
 
 
 class DQNTrainer:
-    """Fits a DQN agent with config ``cfg`` into ``run_dir``."""
+    """Fits a DQN agent with config ``cfg`` into the claimed run folder ``run``."""
 
-    def __init__(self, cfg: DQNConfig, run_dir: Path) -> None:
+    def __init__(self, cfg: DQNConfig, run: RunFolder) -> None:
         check_config(cfg)
-        self.cfg, self.run_dir = cfg, run_dir
+        self.cfg, self.run, self.run_dir = cfg, run, run.path
         self.device = resolve_device(cfg.trainer.device)
         set_threads(cfg.trainer.threads)
         random.seed(cfg.seed)
@@ -74,36 +73,39 @@ class DQNTrainer:
                                    a.prioritized, a.priority_alpha, a.priority_eps)
         self.nstep = NStepAccumulator(cfg.env.num_envs, a.n_step, a.gamma)
         self.params = sum(p.numel() for p in self.learner.online.parameters())
-        self.step, self.best, self.elapsed, self.episodes = 0, None, 0.0, 0
+        self.progress = Progress("return_mean", higher_is_better=True)
+        self.episodes = 0
         self.learn_from = a.learning_starts
         self.rng = np.random.default_rng(cfg.seed)
-        self.logger = RunLogger(run_dir)
+        self.logger = run.open_logger()
+
+    @property
+    def step(self) -> int:
+        return self.progress.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.progress.step = value
 
     # ------------------------------------------------------------ checkpoint
     def replay_path(self) -> Path | None:
         return Path(self.cfg.data.root) / self.run_dir.name / "replay.pt" if self.cfg.data.root else None
 
     def save(self, is_best: bool) -> None:
-        state = make_checkpoint("dqn", step=self.step, **self.learner.state_dict(), rng=rng_state(),
-                                config=to_dict(self.cfg), data_info=self.info, best=self.best,
-                                monitor="return_mean", elapsed=self.elapsed, episodes=self.episodes)
-        atomic_save(state, self.run_dir / "checkpoints" / "last.pt")
-        if is_best:
-            best = {k: v for k, v in state.items() if k not in ("target", "optimizer", "rng")}
-            atomic_save(best, self.run_dir / "checkpoints" / "best.pt")
+        state = checkpoint("dqn", self.cfg, self.info, self.progress, **self.learner.state_dict(),
+                           episodes=self.episodes)
+        self.run.save(state, best_view(state, ("target", "optimizer", "scheduler")) if is_best else None)
         if self.replay_path() is not None:
             atomic_save(self.buffer.state_dict(), self.replay_path())
 
     def resume(self) -> bool:
         """Continue from ``last.pt``; returns False when the run has no checkpoint yet."""
-        path = self.run_dir / "checkpoints" / "last.pt"
-        if not path.is_file():
+        ckpt = self.run.load_last()
+        if ckpt is None:
             return False
-        ckpt = load_checkpoint(path, "dqn")
         self.learner.load_state_dict(ckpt)
-        self.step, self.best = int(ckpt["step"]), ckpt.get("best")
-        self.elapsed, self.episodes = float(ckpt.get("elapsed", 0.0)), int(ckpt.get("episodes", 0))
-        set_rng_state(ckpt["rng"])
+        restore(ckpt, self.progress)
+        self.episodes = int(ckpt.get("episodes", 0))
         self.rng = np.random.default_rng([self.cfg.seed, self.step])
         replay = self.replay_path()
         if replay is not None and replay.is_file():
@@ -176,7 +178,7 @@ class DQNTrainer:
                     self._log(window, epsilon, (self.step - last_log) / max(1e-9, time.perf_counter() - clock))
                     bar.update(self.step - bar.n)
                 if crossed(before, self.step, t.eval_every) or self.step >= t.max_steps:
-                    self.elapsed += time.perf_counter() - clock
+                    self.progress.elapsed += time.perf_counter() - clock
                     metrics = self._evaluate_and_save(evaluator)
                     clock, last_log = time.perf_counter(), self.step
                 if stop_at is not None and self.step >= stop_at:
@@ -187,7 +189,6 @@ class DQNTrainer:
             evaluator.close()
             plot_rl_curves(self.run_dir, f"dqn: {cfg.env.id}, {cfg.backbone.name} "
                                          f"(shortcut={cfg.backbone.shortcut or 'identity'})")
-            self.logger.close()
         return metrics
 
     def _log(self, window: dict[str, Any], epsilon: float, rate: float) -> None:
@@ -208,13 +209,11 @@ class DQNTrainer:
         e = self.cfg.eval
         metrics = evaluate_policy(self.learner.online, env, e.episodes, e.epsilon, self.cfg.seed + EVAL_SEED_OFFSET,
                                   self.device)
-        is_best = self.best is None or metrics["return_mean"] > self.best
-        if is_best:
-            self.best = metrics["return_mean"]
-        self.logger.eval({"step": self.step, "train_seconds": round(self.elapsed, 2), "params": self.params,
+        is_best = self.progress.improved(metrics)
+        self.logger.eval({"step": self.step, "train_seconds": round(self.progress.elapsed, 2), "params": self.params,
                           **{f"val/{k}": v for k, v in metrics.items()}})
         tqdm.write(f"step {self.step}: return {metrics['return_mean']:.1f} +- {metrics['return_std']:.1f} "
-                   f"(best {self.best:.1f})", file=sys.stderr)
+                   f"(best {self.progress.best:.1f})", file=sys.stderr)
         self.save(is_best)
         return metrics
 

@@ -11,9 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import backbones
 from tasks.core.backbone import build_backbone
-from tasks.core.errors import UserError
 
 from .config import DQNConfig
 
@@ -54,11 +52,6 @@ class QNetwork(nn.Module):
 
 def build_model(cfg: DQNConfig, info: dict[str, Any]) -> QNetwork:
     """The Q-network for an environment described by ``info`` (see :func:`data.env_info`)."""
-    name = cfg.backbone.name
-    want = "image" if info["pixels"] else "vector"
-    if name in backbones.names() and backbones.entry(name).modality != want:
-        kind = "stacked frames" if info["pixels"] else "vector observations"
-        raise UserError(f"backbone.name={name!r} does not take {kind}; use "
-                        f"{'impala_cnn' if info['pixels'] else 'resmlp'} (or another {want} backbone)")
+    want = "image" if info["pixels"] else "vector"  # stacked frames, or a vector observation
     backbone = build_backbone(cfg.backbone, want, in_channels=int(info["obs_shape"][0]))
     return QNetwork(backbone, info["num_actions"], tuple(info["obs_shape"]), cfg.model.dueling, cfg.model.hidden)

@@ -16,9 +16,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from tasks.api import load_run
 from tasks.core.errors import UserError
 
-from .evaluate import eval_env, load_agent, run_episode
+from .evaluate import eval_env, run_episode
 
 GIF_MAX_FRAMES = 600  # a few seconds at 30 fps: a short clip, not a film
 
@@ -34,8 +35,8 @@ def _save_gif(frames: list[np.ndarray], path: Path, fps: int = 30) -> None:
 
 def predict(run_dir: Path, inputs: list[Path], out: Path | None = None) -> list[dict[str, Any]]:
     """One greedy episode per input (seed or env id); returns their return and length."""
-    cfg, ckpt, model = load_agent(run_dir)
-    info = ckpt["data_info"]
+    run = load_run(run_dir)
+    cfg, info, model = run.cfg, run.info, run.model
     want_gif = out is not None and str(out).lower().endswith(".gif")
     results, frames = [], None
     for n, item in enumerate(map(str, inputs)):

@@ -11,13 +11,14 @@ from tasks.core.config import BackboneConfig, OptimConfig, TrainerConfig
 class DataConfig:
     """Which audio, and how it becomes features.
 
-    ``dataset``: espeak (embedded default: a corpus synthesised offline with eSpeak NG and
-    cached), librispeech (``root/<train_set>/speaker/chapter/*.flac`` + ``*.trans.txt``), or
+    ``dataset``: auto (default: espeak without ``root``, else librispeech or manifest, whichever
+    layout is found under ``root``), espeak (embedded default: a corpus synthesised offline
+    with eSpeak NG and cached), librispeech (``root/<train_set>/speaker/chapter/*.flac`` + ``*.trans.txt``), or
     manifest (NeMo-style JSON lines ``root/<train_set>``: ``audio_filepath``, ``duration``,
     ``text``; relative audio paths are taken from the manifest's folder).
     """
 
-    dataset: str = "espeak"
+    dataset: str = "auto"
     root: str = ""
     train_set: str = ""  # librispeech folder / manifest file under root (e.g. train-clean-100)
     val_set: str = ""  # e.g. dev-clean, or val.jsonl
@@ -58,4 +59,4 @@ class SpeechConfig:
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="quartznet5x5"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=3e-3, weight_decay=1e-3,
                                                                    schedule="onecycle"))
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="wer"))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -4,11 +4,17 @@ Every source becomes a list of :class:`Utterance` (audio path, duration, normali
 features are computed per item by :class:`~tasks.speech.features.Featurizer`, so data-loader
 workers parallelise them. Validation sets are ordered by duration, which keeps padding low
 without a special sampler.
+
+``data.dataset=auto`` (the default) uses the synthesised eSpeak NG corpus when ``data.root``
+is empty, else the format :func:`detect_layout` finds under the root: LibriSpeech split
+folders (``<split>/<speaker>/<chapter>/*.trans.txt`` + ``*.flac``) or NeMo JSON-lines manifests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +23,67 @@ import torch
 from torch.utils.data import Dataset
 
 from tasks.core.errors import UserError
-from tasks.core.task import DataBundle
+from tasks.core.layouts import AUTO, Layout, first_json_record, first_match, match_layout, resolve_dataset
+from tasks.core.supervised import DataBundle
 
 from .config import SpeechConfig
 from .features import Featurizer
 from .text import TOKENS, Vocabulary, normalize
 
-DATASETS = ("espeak", "librispeech", "manifest")
+DATASETS = (AUTO, "espeak", "librispeech", "manifest")
+DEFAULT_DATASET = "espeak"  # what `auto` means without data.root: the synthesised corpus
+MANIFEST_SUFFIXES = (".json", ".jsonl")
+
+
+def _librispeech_probe(train_set: str) -> Callable[[Path], str | None]:
+    def probe(root: Path) -> str | None:
+        split = root / train_set
+        if train_set and split.exists():  # the split the run reads decides
+            hit = first_match(split, ["*/*/*.trans.txt"]) if split.is_dir() else None
+        else:
+            hit = first_match(root, ["*/*/*/*.trans.txt"])
+        return f"{hit.relative_to(root).as_posix()} (LibriSpeech transcripts)" if hit is not None else None
+
+    return probe
+
+
+def _is_manifest(path: Path) -> bool:
+    row = first_json_record(path) if path.is_file() else None
+    return row is not None and "audio_filepath" in row and "text" in row
+
+
+def _manifest_probe(train_set: str) -> Callable[[Path], str | None]:
+    def probe(root: Path) -> str | None:
+        split = root / train_set
+        if train_set and split.exists():  # the manifest the run reads decides
+            candidates = [split] if split.is_file() else []
+        else:
+            candidates = sorted(p for p in root.iterdir() if p.suffix in MANIFEST_SUFFIXES)
+        hit = next((p for p in candidates if _is_manifest(p)), None)
+        return f"{hit.relative_to(root).as_posix()} (NeMo manifest)" if hit is not None else None
+
+    return probe
+
+
+def layouts(train_set: str = "") -> tuple[Layout, ...]:
+    """The layouts `auto` recognises under data.root, in the order they are tried.
+
+    When ``train_set`` names an existing folder or file under the root, that split alone
+    decides (it is what the run reads); otherwise the root is scanned.
+    """
+    return (Layout("librispeech", "<split>/<speaker>/<chapter>/*.trans.txt + *.flac", "LibriSpeech",
+                   _librispeech_probe(train_set)),
+            Layout("manifest", "*.json[l] lines with audio_filepath, duration, text", "NeMo manifest",
+                   _manifest_probe(train_set)))
+
+
+def detect_layout(root: str | Path, train_set: str = "") -> str:
+    """The dataset name (librispeech, manifest) whose files lie under ``root`` (or its ``train_set``).
+
+    Raises :class:`UserError` naming the layouts looked for when none matches, or when
+    ``root`` does not exist.
+    """
+    return match_layout(root, layouts(train_set))[0].dataset
 
 
 @dataclass(frozen=True)
@@ -95,8 +155,11 @@ def _subset(items: list[Utterance], limit: int, seed: int) -> list[Utterance]:
 
 
 def sources(cfg: SpeechConfig, split: str = "train") -> tuple[list[Utterance], list[Utterance]]:
-    """Training (empty when ``split="val"``) and validation utterances for ``cfg.data``."""
-    d = cfg.data
+    """Training (empty when ``split="val"``) and validation utterances for ``cfg.data``.
+
+    ``data.dataset=auto`` is resolved here, once (:func:`build_data` records the name used).
+    """
+    d = resolved(cfg).data
     if d.dataset == "espeak":
         from .synth import embedded_corpus
 
@@ -111,6 +174,15 @@ def sources(cfg: SpeechConfig, split: str = "train") -> tuple[list[Utterance], l
     reader = read_librispeech if d.dataset == "librispeech" else read_manifest
     train = _subset(reader(Path(d.root) / d.train_set), d.num_train, cfg.seed) if split == "train" else []
     return train, _subset(reader(Path(d.root) / d.val_set), d.num_val, cfg.seed)
+
+
+def resolved(cfg: SpeechConfig) -> SpeechConfig:
+    """``cfg`` with ``data.dataset=auto`` replaced by the dataset it stands for (else ``cfg`` itself)."""
+    d = cfg.data
+    if d.dataset != AUTO:
+        return cfg
+    dataset = resolve_dataset(d.dataset, d.root, DEFAULT_DATASET, layouts(d.train_set))
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, dataset=dataset))
 
 
 class SpeechDataset(Dataset):
@@ -142,6 +214,7 @@ def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
 def build_data(cfg: SpeechConfig, split: str = "train") -> DataBundle:
     """Train/val datasets and ``info`` (vocabulary, rate, mel bins) for ``cfg``."""
     vocab = Vocabulary(TOKENS)
+    cfg = resolved(cfg)
     train_items, val_items = sources(cfg, split)
     # CTC needs at least one output frame per target token (two for repeats); at 100 frames/s
     # and stride 2 that is ~50 tokens/s, so only absurd transcripts are dropped here.
@@ -152,6 +225,7 @@ def build_data(cfg: SpeechConfig, split: str = "train") -> DataBundle:
                         f"{cfg.data.max_duration} s); raise data.max_duration or check the transcripts")
     val_items = sorted(val_items, key=lambda u: u.duration)
     info = {"tokens": vocab.tokens, "sample_rate": cfg.data.sample_rate, "n_mels": cfg.data.n_mels,
+            "dataset": cfg.data.dataset,
             "in_channels": cfg.data.n_mels, "train_hours": round(sum(u.duration for u in train_items) / 3600, 3)}
     train = SpeechDataset(train_items, Featurizer(cfg.data, train=True), vocab)
     val = SpeechDataset(val_items, Featurizer(cfg.data, train=False), vocab)

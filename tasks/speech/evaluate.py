@@ -17,13 +17,11 @@ from .text import Vocabulary
 EXAMPLES = 12
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: dict[str, Any],
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: dict[str, Any], cfg: Any,
              run_dir: Path | None = None) -> dict[str, float]:
     """Decode the whole loader; metrics under the fixed names ``wer``, ``cer``, ``loss``, ``utterances``."""
-    from .config import ModelConfig
-
     vocab = Vocabulary(info["tokens"])
-    decode = make_decoder(ModelConfig(**info.get("decoding", {})), vocab)
+    decode = make_decoder(cfg.model, vocab)
     # The engine evaluates the whole validation set on rank 0, so metrics must not sync.
     wer, cer = WordErrorRate(sync_on_compute=False), CharErrorRate(sync_on_compute=False)
     total_loss, count, examples, first = 0.0, 0, [], None

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from backbones import Backbone
 from tasks.core.backbone import build_backbone
 
 from .config import SpeechConfig
@@ -15,16 +16,15 @@ from .config import SpeechConfig
 class CTCModel(nn.Module):
     """``(features (N, n_mels, T), frames (N,))`` -> ``(logits (N, vocab, T'), frames after striding)``."""
 
-    def __init__(self, backbone: nn.Module, vocab_size: int, dropout: float = 0.0) -> None:
+    def __init__(self, backbone: Backbone, vocab_size: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Conv1d(backbone.num_features, vocab_size, 1)
 
     def output_lengths(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames out of the backbone; backbones without time striding keep the count."""
-        fn = getattr(self.backbone, "output_lengths", None)
-        return fn(frames) if fn is not None else frames
+        """Frames out of the backbone: the backbone contract's ``output_lengths`` (ceil over its stride)."""
+        return self.backbone.output_lengths(frames)
 
     def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.head(self.dropout(self.backbone(feats)[-1]))
@@ -44,7 +44,7 @@ def ctc_loss(logits: torch.Tensor, out_frames: torch.Tensor, targets: torch.Tens
                                   reduction="mean", zero_infinity=True)
 
 
-def loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(model: nn.Module, batch: tuple[torch.Tensor, ...], cfg: SpeechConfig) -> tuple[torch.Tensor, dict[str, float]]:
     feats, frames, targets, target_lengths = batch
     logits, out_frames = model(feats, frames)
     return ctc_loss(logits, out_frames, targets, target_lengths), {}

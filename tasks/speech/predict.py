@@ -8,21 +8,19 @@ from typing import Any
 
 import torch
 
-from tasks.core.run import load_run
+from tasks.api import load_run
 
-from .config import ModelConfig
 from .decode import make_decoder
 from .features import LogMel, load_audio
-from .task import TASK
 from .text import Vocabulary
 
 
 def predict(run_dir: Path, inputs: list[Path], out: Path | None = None) -> list[dict[str, Any]]:
     """One ``{"file", "transcript", "seconds"}`` per input; written as JSON to ``out`` if given."""
-    _, ckpt, model = load_run(TASK, run_dir)
-    info = ckpt["data_info"]
+    run = load_run(run_dir)
+    info, model = run.info, run.model
     vocab = Vocabulary(info["tokens"])
-    decode = make_decoder(ModelConfig(**info.get("decoding", {})), vocab)
+    decode = make_decoder(run.cfg.model, vocab)
     logmel = LogMel(info["sample_rate"], info["n_mels"])
     results = []
     for path in map(Path, inputs):

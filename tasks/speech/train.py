@@ -1,8 +1,6 @@
-"""``python -m tasks.speech.train [--config PATH] [key=value ...]``."""
+"""``python -m tasks.speech.train [--config RECIPE] [--resume RUN_DIR] [key=value ...]``."""
 
-from tasks.core.cli_errors import run_cli
-
-from .task import TASK
+from tasks.cli import train_entry
 
 if __name__ == "__main__":
-    run_cli(lambda: TASK.train(__import__("sys").argv[1:]))
+    train_entry("speech")

@@ -11,15 +11,17 @@ from tasks.core.config import BackboneConfig, OptimConfig, TrainerConfig
 class DataConfig:
     """Which images, at which scale, cut into which training patches.
 
-    ``dataset``: ``skimage`` (embedded default: the photos bundled in the scikit-image wheel
-    plus scikit-learn's two sample images, fixed train/val split, no download) or ``folder``
-    (``root/train_HR`` + ``root/valid_HR`` as DIV2K, or one flat folder of images whose every
+    ``dataset``: ``auto`` (default: ``skimage`` without ``root``, else ``folder`` when DIV2K-style
+    HR folders or images are found under ``root``), ``skimage`` (embedded default: the photos
+    bundled in the scikit-image wheel plus scikit-learn's two sample images, fixed train/val
+    split, no download) or ``folder`` (``root/train_HR`` + ``root/valid_HR`` as DIV2K, also
+    with DIV2K's ``DIV2K_`` prefix, or one flat folder of images whose every
     ``val_every``-th file, sorted by name, is held out). LR images come from the optional LR
     folders (``root/train_LR_bicubic/X2``, ``root/X2``, ...) or are made by bicubic
     downscaling with antialiasing.
     """
 
-    dataset: str = "skimage"
+    dataset: str = "auto"
     root: str = ""
     scale: int = 2  # 2, 3 or 4
     batch_size: int = 16  # global batch of training patches (split over DDP processes)
@@ -53,4 +55,4 @@ class SuperResolutionConfig:
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="edsr_baseline"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=2e-4, weight_decay=0.0,
                                                                    schedule="constant"))
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(monitor="psnr_y"))
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)

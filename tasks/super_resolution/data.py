@@ -9,10 +9,15 @@ HR image (see :mod:`.imaging`), as the standard benchmarks (DIV2K, Set5, ...) ma
 Validation samples are whole images of different sizes; :func:`collate_pairs` stacks equal
 shapes (training patches) and keeps lists otherwise, so one loader setting serves both and
 evaluation scores every validation image at full size, as the benchmarks do.
+
+``data.dataset=auto`` (the default) uses the embedded photos when ``data.root`` is empty,
+else ``folder`` when :func:`detect_layout` finds DIV2K-style HR folders or a flat folder of
+images under the root.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +29,15 @@ import torch
 from torch.utils.data import Dataset
 
 from tasks.core.errors import UserError
-from tasks.core.task import DataBundle
+from tasks.core.layouts import AUTO, Layout, match_layout, resolve_dataset
+from tasks.core.supervised import DataBundle
 
 from .config import DataConfig, SuperResolutionConfig
 from .imaging import IMAGE_SUFFIXES, downscale, from_array, modcrop, read_rgb, to_float
 
-DATASETS = ("skimage", "folder")
+DATASETS = (AUTO, "skimage", "folder")
+DEFAULT_DATASET = "skimage"  # what `auto` means without data.root: the embedded photos
+HR_PREFIXES = ("", "DIV2K_")  # train_HR/ + valid_HR/, or DIV2K's own DIV2K_train_HR/ + DIV2K_valid_HR/
 SCALES = (2, 3, 4)
 
 # Photos bundled inside the scikit-image wheel (no pooch download) and scikit-learn's two
@@ -123,7 +131,7 @@ def folder_pairs(cfg: DataConfig, train: bool) -> list[Pair]:
     if not root.is_dir():
         raise UserError(f"data.root={cfg.root!r} is not a folder; point it at your HR images")
     split = "train" if train else "valid"
-    for prefix in ("", "DIV2K_"):
+    for prefix in HR_PREFIXES:
         if (root / f"{prefix}train_HR").is_dir() and (root / f"{prefix}valid_HR").is_dir():
             files = _images_in(root / f"{prefix}{split}_HR")
             lr_dir = _lr_folder(root, split, cfg.scale, cfg.train_lr if train else cfg.val_lr, flat=False)
@@ -137,6 +145,34 @@ def folder_pairs(cfg: DataConfig, train: bool) -> list[Pair]:
     if not files:
         raise UserError(f"no {split} images (PNG/JPEG) found under {root}; add HR images or lower data.val_every")
     return _pair_with_lr(files, lr_dir, cfg.scale)
+
+
+def _div2k_probe(root: Path) -> str | None:
+    for prefix in HR_PREFIXES:
+        if (root / f"{prefix}train_HR").is_dir() and (root / f"{prefix}valid_HR").is_dir():
+            return f"{prefix}train_HR/ + {prefix}valid_HR/"
+    return None
+
+
+def _flat_probe(root: Path) -> str | None:
+    count = len(_images_in(root))
+    return f"{count} images" if count else None
+
+
+#: the layouts `auto` recognises under data.root, in the order they are tried
+LAYOUTS = (
+    Layout("folder", "[DIV2K_]train_HR/ + [DIV2K_]valid_HR/", "DIV2K", _div2k_probe),
+    Layout("folder", "*.png/*.jpg images", "flat HR folder", _flat_probe),
+)
+
+
+def detect_layout(root: str | Path) -> str:
+    """The dataset name (``folder``) when DIV2K-style HR folders or images lie under ``root``.
+
+    Raises :class:`UserError` naming the layouts looked for when none matches, or when
+    ``root`` does not exist.
+    """
+    return match_layout(root, LAYOUTS)[0].dataset
 
 
 class PatchPairs(Dataset):
@@ -227,12 +263,16 @@ def _mean_rgb(pairs: list[Pair], cache: list | None) -> list[float]:
 
 
 def build_data(cfg: SuperResolutionConfig, split: str = "train") -> DataBundle:
-    """Train patches, whole validation images and ``info`` (scale, RGB mean) for ``cfg``."""
+    """Train patches, whole validation images and ``info`` (scale, RGB mean, dataset) for ``cfg``.
+
+    ``data.dataset=auto`` is resolved here, once; ``info["dataset"]`` records the name used.
+    """
     d = cfg.data
     if d.scale not in SCALES:
         raise UserError(f"data.scale={d.scale} is not valid; choose one of: {', '.join(map(str, SCALES))}")
     if d.dataset not in DATASETS:
         raise UserError(f"data.dataset={d.dataset!r} is not valid; choose one of: {', '.join(DATASETS)}")
+    d = dataclasses.replace(d, dataset=resolve_dataset(d.dataset, d.root, DEFAULT_DATASET, LAYOUTS))
     source = skimage_pairs if d.dataset == "skimage" else folder_pairs
     val_pairs = source(d, train=False)
     val_pairs = val_pairs[: d.limit_val] if d.limit_val > 0 else val_pairs

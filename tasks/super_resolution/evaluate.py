@@ -28,7 +28,7 @@ def _images(batch: tuple[Any, Any]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return list(zip(lrs, hrs))  # a stacked tensor and a list both iterate per image
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: dict[str, Any],
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: dict[str, Any], cfg: Any,
              run_dir: Path | None = None) -> dict[str, float]:
     """Y-channel PSNR/SSIM of ``model`` and of bicubic on the validation images (fixed names).
 

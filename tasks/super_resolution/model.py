@@ -107,7 +107,6 @@ def build_model(cfg: SuperResolutionConfig, info: dict[str, Any]) -> nn.Module:
     body = build_backbone(cfg.backbone, "image", in_channels=info.get("in_channels", 3))
     net = SuperResolutionNet(body, info["scale"], info.get("mean", DEFAULT_MEAN), cfg.model.global_residual,
                              cfg.model.tile, cfg.model.tile_overlap)
-    net.loss_name = cfg.model.loss
     return net
 
 
@@ -121,10 +120,11 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """L1 (EDSR: sharper than MSE) or MSE between the network output and the HR patch."""
+def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
+         cfg: SuperResolutionConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """``model.loss``: L1 (EDSR: sharper than MSE) or MSE between the network output and the HR patch."""
     lr, hr = batch
     sr = model(lr)
-    value = LOSSES[getattr(unwrap(model), "loss_name", "l1")](sr, hr)
+    value = LOSSES[cfg.model.loss](sr, hr)
     mse = F.mse_loss(sr.detach().float().clamp(0, 1), hr.float())
     return value, {"psnr_rgb": float(-10.0 * torch.log10(mse.clamp_min(1e-10)))}

@@ -14,14 +14,12 @@ from typing import Any
 
 import torch
 
-from tasks.core.device import resolve_device
+from tasks.api import load_run
 from tasks.core.errors import UserError
-from tasks.core.run import load_run
 
 from .evaluate import write_compare
 from .imaging import downscale, modcrop, read_rgb, save_png, to_float, to_uint8, upscale_bicubic
 from .metrics import SRMetrics
-from .task import TASK
 
 #: LR tile side used by predict when the recipe sets none: bounds memory on large photos.
 PREDICT_TILE = 256
@@ -46,10 +44,8 @@ def predict(run_dir: Path, inputs: list[Path], out: Path | None = None, *, compa
     ``compare`` also writes ``<out>_compare.png``; ``ground_truth`` scores against the input
     (see the module docstring) and adds ``psnr_y``/``psnr_y_bicubic`` to the record.
     """
-    _, ckpt, model = load_run(TASK, run_dir)
-    scale = int(ckpt["data_info"]["scale"])
-    dev = resolve_device(device)
-    model = model.to(dev)
+    run = load_run(run_dir, device=device)
+    scale, model, dev = int(run.info["scale"]), run.model, run.device
     inputs = [Path(p) for p in inputs]
     results = []
     for path, dest in zip(inputs, _destinations(inputs, Path(out) if out else None, Path(run_dir), scale)):

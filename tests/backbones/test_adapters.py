@@ -36,15 +36,15 @@ def test_torchvision_weights_mismatch_is_one_line(tmp_path) -> None:
         backbones.load_torchvision_weights(backbones.create("resnet18"), tmp_path / "missing.pth")
 
 
-def _targets() -> tuple[list[torch.Tensor], list[dict]]:
-    images = [torch.rand(3, 96, 96) for _ in range(2)]
+def _targets(size: int = 96) -> tuple[list[torch.Tensor], list[dict]]:
+    images = [torch.rand(3, size, size) for _ in range(2)]
     targets = [{"boxes": torch.tensor([[10.0, 12.0, 50.0, 60.0]]), "labels": torch.tensor([1])},
                {"boxes": torch.tensor([[30.0, 20.0, 80.0, 90.0]]), "labels": torch.tensor([2])}]
     return images, targets
 
 
-def _train_step(model: torch.nn.Module) -> None:
-    images, targets = _targets()
+def _train_step(model: torch.nn.Module, size: int = 96) -> None:
+    images, targets = _targets(size)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     losses = model(images, targets)
@@ -54,15 +54,58 @@ def _train_step(model: torch.nn.Module) -> None:
     opt.step()
 
 
-def test_faster_rcnn_on_fpn_adapter() -> None:
-    body = backbones.adapters.fpn(backbones.create("resnet18"), out_channels=64)
-    assert body.out_channels == 64 and body.strides == [8, 16, 32]
+def test_faster_rcnn_on_fpn_adapter_with_own_anchors() -> None:
+    body = backbones.adapters.fpn(backbones.create("resnet18"), out_channels=64, returned_stages=[1, 2, 3])
+    assert body.out_channels == 64 and body.strides == [8, 16, 32] and body.num_levels == 4
     anchors = AnchorGenerator(((16,), (32,), (64,), (128,)), ((0.5, 1.0, 2.0),) * 4)
     model = FasterRCNN(body, num_classes=3, rpn_anchor_generator=anchors, min_size=96, max_size=96)
     _train_step(model)
     model.eval()
     with torch.no_grad():
         assert {"boxes", "labels", "scores"} <= set(model([torch.rand(3, 96, 96)])[0])
+
+
+def test_fpn_default_levels_fit_torchvision_default_anchors() -> None:
+    # FasterRCNN's default anchors: 5 sizes (32..512), RoIAlign on maps "0".."3".
+    x = torch.randn(1, 3, 128, 128)
+    faster = backbones.adapters.fpn(backbones.create("resnet18"))
+    assert faster.returned_stages == [0, 1, 2, 3] and faster.strides == [4, 8, 16, 32] and faster.num_levels == 5
+    with torch.no_grad():
+        maps = faster(x)
+    assert list(maps) == ["0", "1", "2", "3", "pool"]
+    assert [128 // m.shape[-1] for m in maps.values()] == [4, 8, 16, 32, 64]
+    # RetinaNet's: 5 sizes (32..512, three scales each) on stages 1..3 + P6, P7.
+    retina = backbones.adapters.fpn(backbones.create("resnet18"), extra_blocks="p6p7")
+    assert retina.returned_stages == [1, 2, 3] and retina.num_levels == 5
+    with torch.no_grad():
+        maps = retina(x)
+    assert list(maps) == ["1", "2", "3", "p6", "p7"]
+    assert [128 // m.shape[-1] for m in maps.values()] == [8, 16, 32, 64, 128]
+
+
+def test_faster_rcnn_with_torchvision_default_anchors() -> None:
+    torch.manual_seed(0)
+    # Default anchors; fewer proposals than COCO's 2000 only to keep the CPU step short.
+    model = FasterRCNN(backbones.adapters.fpn(backbones.create("resnet18")), num_classes=3,
+                       min_size=128, max_size=128, rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=100,
+                       box_batch_size_per_image=64)
+    assert len(model.rpn.anchor_generator.sizes) == 5  # torchvision's default: 32, 64, 128, 256, 512
+    _train_step(model, size=128)
+
+
+def test_retinanet_with_torchvision_default_anchors() -> None:
+    torch.manual_seed(0)
+    model = RetinaNet(backbones.adapters.fpn(backbones.create("resnet18"), extra_blocks="p6p7"), num_classes=3,
+                      min_size=128, max_size=128)
+    assert len(model.anchor_generator.sizes) == 5  # torchvision's default: 32..512, three scales each
+    _train_step(model, size=128)
+
+
+def test_fpn_rejects_bad_levels() -> None:
+    with pytest.raises(ValueError, match="extra_blocks"):
+        backbones.adapters.fpn(backbones.create("resnet18"), extra_blocks="p6")
+    with pytest.raises(ValueError, match="returned_stages"):
+        backbones.adapters.fpn(backbones.create("resnet18"), returned_stages=[3, 1])
 
 
 def test_retinanet_on_fpn_adapter() -> None:
@@ -78,16 +121,31 @@ def test_fpn_rejects_non_image_backbone() -> None:
         backbones.adapters.fpn(backbones.create("resmlp"))
 
 
-@pytest.mark.parametrize("arch", ["Unet", "FPN"])
+@pytest.mark.parametrize("arch", ["Unet", "FPN", "DeepLabV3Plus"])  # DeepLabV3+ dilates stage 3 (output stride 16)
 def test_smp_models_on_our_encoders(arch: str) -> None:
     smp = pytest.importorskip("segmentation_models_pytorch")
     names = backbones.adapters.register_smp_encoders()
     assert "rs-resnet34" in names and "rs-resnet20" not in names
     model = getattr(smp, arch)(encoder_name="rs-resnet34", encoder_weights=None, in_channels=1, classes=4)
+    assert model.encoder.model.in_channels == 1  # rebuilt for 1 channel, not patched
     y = model(torch.randn(2, 1, 64, 64))
     assert y.shape == (2, 4, 64, 64)
     y.mean().backward()
     assert model.encoder.model.conv1.weight.grad is not None
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5])
+def test_smp_encoder_levels_follow_the_contract(depth: int) -> None:
+    pytest.importorskip("segmentation_models_pytorch")
+    from backbones.adapters.smp import ResidualEncoder
+
+    encoder = ResidualEncoder("resnet18", depth=depth).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        maps = encoder(x)
+    assert len(maps) == depth + 1 and maps[0] is x
+    assert [m.shape[1] for m in maps] == list(encoder.out_channels) == [3, 64, 64, 128, 256, 512][: depth + 1]
+    assert [64 // m.shape[-1] for m in maps] == [2**i for i in range(depth + 1)]
 
 
 def test_classifier_head_pools_any_modality() -> None:

@@ -36,6 +36,88 @@ def test_feature_contract(name: str) -> None:
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
+    # forward_intermediates: the stem level as stem_info says, then exactly forward's stages.
+    # Same (training) mode and no dropout by default, so both passes compute the same numbers.
+    stem_info = model.stem_info
+    assert stem_info.module == "" or isinstance(getattr(model, stem_info.module), torch.nn.Module)
+    assert all(info.stride % stem_info.stride == 0 for info in model.feature_info)
+    with torch.no_grad():
+        stem, stages = model.forward_intermediates(x)
+        assert stem.shape[:2] == (x.shape[0], stem_info.channels)
+        if model.modality != "vector":
+            assert stem.shape[-1] == -(-x.shape[-1] // stem_info.stride)
+        assert len(stages) == len(feats)
+        for ours, reference in zip(stages, feats):
+            assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-4)
+        # Stopping early yields a prefix of the same stages.
+        _, first = model.forward_intermediates(x, num_stages=1)
+        assert len(first) == 1 and torch.allclose(first[0], feats[0], atol=1e-5, rtol=1e-4)
+    if model.modality != "vector":  # the output-length rule holds along any strided axis
+        assert model.output_lengths(torch.tensor([x.shape[-1]])).item() == feats[-1].shape[-1]
+
+
+@pytest.mark.parametrize("name", backbones.names("sequence"))
+def test_output_lengths_match_real_output_lengths(name: str) -> None:
+    model = backbones.create(name, in_channels=8).eval()
+    lengths = torch.tensor([1, 2, 17, 40, 63])
+    expected = [model(torch.randn(1, 8, int(n)))[-1].shape[-1] for n in lengths]
+    assert model.output_lengths(lengths).tolist() == expected
+    stride = model.feature_info[-1].stride
+    assert expected == [-(-int(n) // stride) for n in lengths]
+
+
+def test_output_lengths_follow_the_stride_option() -> None:
+    lengths = torch.tensor([7, 8, 9])
+    assert backbones.create("quartznet_small", stride=1).output_lengths(lengths).tolist() == [7, 8, 9]
+    assert backbones.create("quartznet_small", stride=2).output_lengths(lengths).tolist() == [4, 4, 5]
+
+
+def test_stem_of_imagenet_resnets_is_before_the_max_pool() -> None:
+    model = backbones.create("resnet18").eval()
+    assert (model.stem_info.channels, model.stem_info.stride) == (64, 2)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        stem, stages = model.forward_intermediates(x)
+        assert torch.equal(stem, model.relu(model.bn1(model.conv1(x))))
+        assert torch.equal(stages[0], model.layer1(model.maxpool(stem)))
+    with pytest.raises(ValueError, match="num_stages"):
+        model.forward_intermediates(x, num_stages=5)
+
+
+def _largest_branch_outputs(model: torch.nn.Module) -> list[float]:
+    """max |F(x)| of every residual block, on the input each block sees in one forward pass."""
+    from backbones.blocks import ResidualBlock
+
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    inputs: dict[torch.nn.Module, torch.Tensor] = {}
+    hooks = [b.register_forward_pre_hook(lambda mod, args: inputs.setdefault(mod, args[0].clone()))
+             for b in blocks]
+    try:
+        with torch.no_grad():
+            model.eval()(_input(model, 16))
+            return [float(b.branch(inputs[b]).abs().max()) for b in blocks]
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "preact_resnet18", "preact_resnet50", "resnet20",
+                                  "edsr_tiny", "quartznet_small", "resmlp", "impala_cnn"])
+def test_zero_init_last_makes_every_branch_zero(name: str) -> None:
+    # Every family initialises its layers first, then calls block.zero_init_last(): each
+    # residual branch must then compute exactly zero, whatever the network-level init did.
+    torch.manual_seed(0)
+    zeroed = _largest_branch_outputs(backbones.create(name, zero_init_last=True))
+    assert zeroed and max(zeroed) == 0
+    torch.manual_seed(0)
+    assert min(_largest_branch_outputs(backbones.create(name, zero_init_last=False))) > 0
+
+
+def test_highway_gate_keeps_its_init_after_the_network_init() -> None:
+    model = backbones.create("resnet18", gate="highway")
+    gates = [m.gate for m in model.modules() if getattr(m, "gate", None) is not None]
+    assert gates and all(torch.count_nonzero(g.weight) == 0 and torch.all(g.bias == -2.0) for g in gates)
+
 
 def test_names_are_sorted_and_filtered_by_modality() -> None:
     all_names = backbones.names()

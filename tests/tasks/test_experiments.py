@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import tasks
 from tasks import experiments
 from tasks.core.errors import UserError
 from tasks.core.report import write_report
@@ -34,9 +35,9 @@ def test_report_over_several_tasks(tiny_cls, tmp_path, monkeypatch) -> None:
     runs = tmp_path / "runs"
     cls = load_task("classification")
     for variant, shortcut in (("res", "identity"), ("plain", "none")):
-        cls.train([*tiny_cls, f"backbone.shortcut={shortcut}", f"trainer.run_name={variant}", "trainer.max_steps=2",
-                   "trainer.eval_every=2"])
-    load_task("detection").train([
+        tasks.train(cls, [*tiny_cls, f"backbone.shortcut={shortcut}", f"trainer.run_name={variant}",
+                          "trainer.max_steps=2", "trainer.eval_every=2"])
+    tasks.train("detection", [
         "data.num_train=4", "data.num_val=2", "data.image_size=64", "data.min_object_size=12",
         "data.max_object_size=24", "data.batch_size=2", "model.fpn_channels=16", "trainer.max_steps=1",
         "trainer.eval_every=1", "trainer.progress=false", f"trainer.runs_dir={runs}", "trainer.run_name=d"])

@@ -7,20 +7,20 @@ import pytest
 import torch
 from PIL import Image
 
+import tasks
 from tasks.classification.config import ClassificationConfig
 from tasks.classification.data import build_data
 from tasks.classification.task import TASK
 from tasks.core.config import load_config
 from tasks.core.errors import UserError
 from tasks.core.idx import read_idx
-from tasks.core.run import evaluate_run, train_main
 from tasks.core.runlog import read_jsonl
 
 
 def test_one_epoch_learns_and_writes_the_run_folder(tiny_cls) -> None:
-    run = train_main(TASK, [*tiny_cls, "trainer.max_steps=0", "trainer.epochs=2", "trainer.eval_every=0",
+    run = tasks.train(TASK, [*tiny_cls, "trainer.max_steps=0", "trainer.epochs=2", "trainer.eval_every=0",
                             "data.limit_train=512", "data.augment=false", "backbone.zero_init_last=false",
-                            "optim.lr=0.05"])
+                            "optim.lr=0.05"]).dir
     evals = read_jsonl(run / "metrics.jsonl")
     assert [e["step"] for e in evals] == [16, 32]  # 512 samples / batch 32 = 16 steps per epoch
     train = read_jsonl(run / "train.jsonl")
@@ -28,7 +28,7 @@ def test_one_epoch_learns_and_writes_the_run_folder(tiny_cls) -> None:
     for name in ("config.yaml", "curves.png", "confusion.png", "checkpoints/best.pt", "checkpoints/last.pt"):
         assert (run / name).is_file(), name
     assert any((run / "tb").iterdir())
-    metrics = evaluate_run(TASK, run)
+    metrics = tasks.evaluate(run)
     assert metrics["top1"] > 0.2 and metrics["loss"] < 2.2  # 10 classes: chance is 0.1 and ln 10 = 2.30
     assert (run / "eval.json").is_file()
 
@@ -67,10 +67,10 @@ def test_imagefolder_train_and_predict(tmp_path) -> None:
             for i in range(n):
                 pixels = np.clip(np.array(color) + rng.integers(-20, 20, (20, 24, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(tmp_path / split / cls / f"{i}.png")
-    run = train_main(TASK, ["data.dataset=imagefolder", f"data.root={tmp_path}", "data.image_size=16",
+    run = tasks.train(TASK, ["data.dataset=imagefolder", f"data.root={tmp_path}", "data.image_size=16",
                             "data.batch_size=8", "backbone.name=resnet20", "trainer.max_steps=2",
                             "trainer.eval_every=2", "trainer.progress=false", f"trainer.runs_dir={tmp_path / 'r'}",
-                            "trainer.run_name=f"])
+                            "trainer.run_name=f"]).dir
     from tasks.classification.predict import predict
 
     result = predict(run, [tmp_path / "val" / "red" / "0.png"])

@@ -20,7 +20,7 @@ def test_recipe_and_overrides(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "overrides", "needles"),
     [
-        ("", ["trainer.max_stpes=3"], ["trainer.max_stpes", "max_steps", "command line"]),
+        ("", ["trainer.max_stpes=3"], ["trainer.max_stpes", "max_steps", "overrides"]),
         ("trainer:\n  epoch: 3\n", [], ["trainer.epoch", "epochs", "r.yaml"]),
         ("", ["trainer.max_steps=ten"], ["trainer.max_steps", "Integer"]),
         ("", ["nonsense"], ["key=value"]),

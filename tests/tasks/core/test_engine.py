@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+import tasks
 from tasks.classification.task import TASK
 from tasks.core.checkpoint import load_checkpoint
 from tasks.core.errors import UserError
-from tasks.core.run import train_main
 from tasks.core.runlog import read_jsonl
 
 
@@ -23,20 +23,20 @@ def _same(a: dict, b: dict, atol: float = 0.0) -> bool:
 
 
 def test_same_seed_same_metrics(tiny_cls, tmp_path) -> None:
-    a = train_main(TASK, [*tiny_cls, "trainer.run_name=a"])
-    b = train_main(TASK, [*tiny_cls, "trainer.run_name=b"])
+    a = tasks.train(TASK, [*tiny_cls, "trainer.run_name=a"]).dir
+    b = tasks.train(TASK, [*tiny_cls, "trainer.run_name=b"]).dir
     assert read_jsonl(a / "metrics.jsonl")[-1]["val/top1"] == read_jsonl(b / "metrics.jsonl")[-1]["val/top1"]
     assert _same(_weights(a), _weights(b))
-    c = train_main(TASK, [*tiny_cls, "trainer.run_name=c", "seed=1"])
+    c = tasks.train(TASK, [*tiny_cls, "trainer.run_name=c", "seed=1"]).dir
     assert not _same(_weights(a), _weights(c))
 
 
 def test_killed_run_resumes_to_identical_result(tiny_cls) -> None:
-    full = train_main(TASK, [*tiny_cls, "trainer.run_name=full"])
+    full = tasks.train(TASK, [*tiny_cls, "trainer.run_name=full"]).dir
     # stop after step 4 (a checkpoint was written at the step-4 evaluation), as a kill would
-    part = train_main(TASK, [*tiny_cls, "trainer.run_name=part"], stop_at=5)
+    part = tasks.train(TASK, [*tiny_cls, "trainer.run_name=part"], stop_at=5).dir
     assert load_checkpoint(part / "checkpoints" / "last.pt")["step"] == 4
-    resumed = train_main(TASK, ["--resume", str(part)])
+    resumed = tasks.train(TASK, resume=part).dir
     assert load_checkpoint(resumed / "checkpoints" / "last.pt")["step"] == 8
     assert _same(_weights(full), _weights(resumed))
     m_full, m_res = read_jsonl(full / "metrics.jsonl"), read_jsonl(resumed / "metrics.jsonl")
@@ -44,7 +44,7 @@ def test_killed_run_resumes_to_identical_result(tiny_cls) -> None:
 
 
 def test_ema_weights_are_checkpointed_and_used_for_best(tiny_cls) -> None:
-    run = train_main(TASK, [*tiny_cls, "trainer.run_name=ema", "trainer.ema_decay=0.5"])
+    run = tasks.train(TASK, [*tiny_cls, "trainer.run_name=ema", "trainer.ema_decay=0.5"]).dir
     last = load_checkpoint(run / "checkpoints" / "last.pt")
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert last["ema"] is not None
@@ -56,15 +56,15 @@ def test_ema_weights_are_checkpointed_and_used_for_best(tiny_cls) -> None:
 
 
 def test_existing_run_folder_is_not_overwritten(tiny_cls) -> None:
-    train_main(TASK, tiny_cls)
+    tasks.train(TASK, tiny_cls)
     with pytest.raises(UserError, match="already holds a run"):
-        train_main(TASK, tiny_cls)
+        tasks.train(TASK, tiny_cls)
 
 
 def test_nan_loss_stops_with_clear_message(tiny_cls) -> None:
     with pytest.raises(UserError, match="loss became"):
-        train_main(TASK, [*tiny_cls, "trainer.run_name=nan", "optim.lr=1e30", "optim.momentum=0",
-                          "backbone.norm=none"])
+        tasks.train(TASK, [*tiny_cls, "trainer.run_name=nan", "optim.lr=1e30", "optim.momentum=0",
+                           "backbone.norm=none"])
 
 
 def _free_port() -> int:
@@ -76,7 +76,7 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, world: int, port: int, overrides: list[str]) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), OMP_WAIT_POLICY="PASSIVE")
-    train_main(TASK, overrides)
+    tasks.train(TASK, overrides)
 
 
 def test_ddp_two_gloo_processes_match_one_process(tiny_cls) -> None:
@@ -86,7 +86,7 @@ def test_ddp_two_gloo_processes_match_one_process(tiny_cls) -> None:
     common = [*tiny_cls, "backbone.norm=group", "backbone.zero_init_last=true", "data.augment=false",
               "trainer.max_steps=3",
               "trainer.eval_every=3", "data.batch_size=16"]
-    single = train_main(TASK, [*common, "trainer.run_name=single"])
+    single = tasks.train(TASK, [*common, "trainer.run_name=single"]).dir
     ddp_overrides = [*common, "trainer.run_name=ddp"]
     mp.spawn(_ddp_worker, args=(2, _free_port(), ddp_overrides), nprocs=2, join=True)
     ddp = single.parent / "ddp"

@@ -4,19 +4,19 @@ import pytest
 import torch
 
 import backbones
+import tasks
 from tasks.classification.task import TASK
 from tasks.core.checkpoint import load_checkpoint
-from tasks.core.run import evaluate_run, train_main
 
 pytestmark = pytest.mark.gpu
 
 
 @pytest.mark.parametrize("compile_model", [False, True])
 def test_cuda_training_bf16_channels_last(tiny_cls, compile_model) -> None:
-    run = train_main(TASK, [*tiny_cls, "trainer.device=cuda", f"trainer.compile={str(compile_model).lower()}",
-                            f"trainer.run_name=gpu{int(compile_model)}"])
+    run = tasks.train(TASK, [*tiny_cls, "trainer.device=cuda", f"trainer.compile={str(compile_model).lower()}",
+                            f"trainer.run_name=gpu{int(compile_model)}"]).dir
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 8
-    assert 0 <= evaluate_run(TASK, run, "cuda")["top1"] <= 1
+    assert 0 <= tasks.evaluate(run, "cuda")["top1"] <= 1
 
 
 def test_backbone_forward_backward_on_cuda() -> None:

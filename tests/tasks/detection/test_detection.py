@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+import tasks
 from tasks.core.config import load_config
 from tasks.core.errors import UserError
-from tasks.core.run import evaluate_run, train_main
 from tasks.detection.config import DataConfig, DetectionConfig
 from tasks.detection.data import CocoDetection, read_coco, train_augmentation
 from tasks.detection.evaluate import evaluate
@@ -126,20 +126,20 @@ def test_map_on_a_hand_made_pair() -> None:
             return [pred]
 
     loader = [([torch.zeros(3, 32, 32)], [target])]
-    metrics = evaluate(Fixed(), loader, torch.device("cpu"), {"classes": ["bg", "a"]})
+    metrics = evaluate(Fixed(), loader, torch.device("cpu"), {"classes": ["bg", "a"]}, DetectionConfig())
     assert metrics["map_50"] == pytest.approx(0.5, abs=0.01) and metrics["map_75"] == pytest.approx(0.5, abs=0.01)
 
 
 @pytest.mark.parametrize("arch", ["fasterrcnn", "retinanet", "fcos"])
 def test_two_training_steps_then_evaluate_and_predict(arch, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("RSUITE_CACHE", str(tmp_path / "cache"))
-    run = train_main(TASK, [
+    run = tasks.train(TASK, [
         f"model.arch={arch}", "data.num_train=8", "data.num_val=4", "data.image_size=64", "data.min_object_size=12",
         "data.max_object_size=24", "data.batch_size=4", "model.fpn_channels=32", "backbone.name=resnet18",
         "trainer.max_steps=2", "trainer.eval_every=2", "trainer.log_every=1", "trainer.progress=false",
         f"trainer.runs_dir={tmp_path / 'runs'}", "trainer.run_name=r", "trainer.threads=1",
-    ])
-    metrics = evaluate_run(TASK, run)
+    ]).dir
+    metrics = tasks.evaluate(run)
     assert {"map", "map_50", "map_75"} <= set(metrics) and 0 <= metrics["map_50"] <= 1
     assert (run / "detections.png").is_file()
     if arch == "fasterrcnn":
@@ -192,6 +192,7 @@ def test_aspect_ratio_bins() -> None:
 
 def test_user_coco_trains_on_aspect_grouped_batches(tmp_path) -> None:
     from tasks.core.engine import Trainer
+    from tasks.core.lifecycle import RunFolder
     from tasks.core.loader import GroupedBatchSampler
 
     _mixed_split(tmp_path / "data" / "train", 16)
@@ -200,7 +201,7 @@ def test_user_coco_trains_on_aspect_grouped_batches(tmp_path) -> None:
         "data.dataset=coco", f"data.root={tmp_path / 'data'}", "data.batch_size=4", "data.augment=false",
         "model.fpn_channels=16", "model.min_size=32", "model.max_size=48", "trainer.max_steps=2",
         "trainer.eval_every=2", "trainer.progress=false", "trainer.threads=1", f"trainer.runs_dir={tmp_path}"])
-    trainer = Trainer(TASK, cfg, tmp_path / "run")
+    trainer = Trainer(TASK, cfg, RunFolder(tmp_path / "run", TASK.name))
     assert isinstance(trainer.sampler, GroupedBatchSampler) and trainer.steps_per_epoch == 4
     shapes = [{tuple(im.shape) for im in images} for images, _ in trainer.train_loader]
     assert len(shapes) == 4 and all(len(s) == 1 for s in shapes)  # every batch is all-portrait or all-landscape

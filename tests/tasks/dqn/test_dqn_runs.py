@@ -6,11 +6,12 @@ import json
 import pytest
 import torch
 
+import tasks
 from tasks.core.checkpoint import load_checkpoint
 from tasks.core.config import load_config
+from tasks.core.lifecycle import RunFolder
 from tasks.core.runlog import read_jsonl
 from tasks.dqn.config import DQNConfig
-from tasks.dqn.evaluate import evaluate_run
 from tasks.dqn.loop import DQNTrainer
 from tasks.dqn.task import TASK
 
@@ -28,10 +29,10 @@ def _tiny(tmp_path, name: str, steps: int) -> list[str]:
 
 
 def test_cartpole_learns_well_above_random(tmp_path) -> None:
-    run = TASK.train([*_tiny(tmp_path, "learn", 4000), MLP, "agent.learning_starts=500", "agent.train_freq=1",
+    run = tasks.train(TASK, [*_tiny(tmp_path, "learn", 4000), MLP, "agent.learning_starts=500", "agent.train_freq=1",
                       "agent.target_update=200", "agent.exploration_fraction=0.4", "trainer.eval_every=1000",
-                      "eval.episodes=5", "eval.final_episodes=10", "optim.lr=0.002"])
-    metrics = evaluate_run(run, "cpu")
+                      "eval.episodes=5", "eval.final_episodes=10", "optim.lr=0.002"]).dir
+    metrics = tasks.evaluate(run, "cpu")
     print("cartpole learning test:", metrics)
     # Measured (best network, 10 episodes): 299, 159 and 169 on seeds 0, 1, 2; random is ~22.
     assert metrics["return_mean"] > 4 * RANDOM_CARTPOLE_RETURN, metrics
@@ -48,17 +49,17 @@ def test_cartpole_learns_well_above_random(tmp_path) -> None:
 def test_resume_continues_the_run_and_keeps_the_replay(tmp_path) -> None:
     args = [*_tiny(tmp_path, "r", 600), MLP, "agent.learning_starts=100", "trainer.eval_every=300", "eval.episodes=2",
             f"data.root={tmp_path / 'replay'}", "env.num_envs=2"]
-    run = TASK.train(args, stop_at=300)
+    run = tasks.train(TASK, args, stop_at=300).dir
     first = load_checkpoint(run / "checkpoints" / "last.pt", "dqn")
     assert first["step"] == 300 and (tmp_path / "replay" / "r" / "replay.pt").is_file()
-    TASK.train(["--resume", str(run), "trainer.progress=false"])
+    tasks.train(TASK, ["trainer.progress=false"], resume=run)
     last = load_checkpoint(run / "checkpoints" / "last.pt", "dqn")
     assert last["step"] == 600 and last["updates"] > first["updates"]
     assert not torch.equal(last["target"]["advantage.2.weight"], first["target"]["advantage.2.weight"])
     assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")] == [300, 600]
     # With data.root the buffer comes back; without it, learning waits until it is refilled.
-    kept = DQNTrainer(load_config(DQNConfig, run / "config.yaml"), run)
-    refill = DQNTrainer(load_config(DQNConfig, run / "config.yaml", ["data.root=''"]), run)
+    kept = DQNTrainer(load_config(DQNConfig, run / "config.yaml"), RunFolder(run, "dqn"))
+    refill = DQNTrainer(load_config(DQNConfig, run / "config.yaml", ["data.root=''"]), RunFolder(run, "dqn"))
     assert kept.resume() and refill.resume()
     # 3-step returns leave <= 2 transitions per env pending at each of the two stops
     assert 600 - 2 * 2 * 2 <= len(kept.buffer) <= 600 and kept.learn_from == 100
@@ -105,11 +106,11 @@ def test_bad_settings_are_one_line(rsuite, tmp_path, argv, needle) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("ale_py") is None, reason="ale-py is not installed")
 def test_pong_smoke_with_impala(tmp_path) -> None:
     # Updates happen at env steps 100, 150 and 200 (learning_starts=100, train_freq=50).
-    run = TASK.train(["--config", "configs/dqn/pong_impala.yaml", *_tiny(tmp_path, "pong", 200),
+    run = tasks.train(TASK, recipe="pong_impala", overrides=[*_tiny(tmp_path, "pong", 200),
                       "backbone.options={width: 0.25}", "model.hidden=16", "agent.buffer_size=500",
                       "agent.learning_starts=100", "agent.train_freq=50", "data.batch_size=4", "trainer.eval_every=200",
                       "eval.episodes=1", "eval.max_episode_steps=50", "trainer.device=cpu", "env.num_envs=2",
-                      "env.vectorization=sync"])
+                      "env.vectorization=sync"]).dir
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt", "dqn")
     from tasks.dqn.predict import predict
 

@@ -33,6 +33,6 @@ def tiny_speech(speech_cache, tmp_path_factory) -> list[str]:
 
 @pytest.fixture(scope="session")
 def trained_run(tiny_speech) -> Path:
-    from tasks.speech.task import TASK
+    import tasks
 
-    return TASK.train([*tiny_speech, "trainer.run_name=shared"])
+    return tasks.train("speech", [*tiny_speech, "trainer.run_name=shared"]).dir

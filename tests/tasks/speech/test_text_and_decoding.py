@@ -85,7 +85,7 @@ def test_wer_and_cer_on_known_strings() -> None:
     hyps = ["the cat sit", "call one two"]
     targets = torch.nn.utils.rnn.pad_sequence([torch.tensor(VOCAB.encode(r)) for r in refs], batch_first=True)
     batch = (torch.zeros(2, 64, 50), torch.tensor([50, 50]), targets, torch.tensor([len(r) for r in refs]))
-    metrics = evaluate(_Spells(hyps), [batch], torch.device("cpu"), {"tokens": list(TOKENS)})
+    metrics = evaluate(_Spells(hyps), [batch], torch.device("cpu"), {"tokens": list(TOKENS)}, SpeechConfig())
     assert metrics["wer"] == pytest.approx(1 / 6)  # one substituted word of six
     assert metrics["cer"] == pytest.approx(1 / 23)  # one substituted character of 23
     assert metrics["utterances"] == 2

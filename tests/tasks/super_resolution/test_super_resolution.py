@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 import backbones
+import tasks
 from tasks.cli import main
 from tasks.core.config import load_config
 from tasks.core.errors import UserError
-from tasks.core.run import evaluate_run, train_main
 from tasks.core.runlog import read_jsonl
 from tasks.super_resolution.config import SuperResolutionConfig
 from tasks.super_resolution.model import SuperResolutionNet, build_model
@@ -62,14 +62,14 @@ def test_tiled_inference_equals_whole_image_inference() -> None:
 
 
 def test_short_run_lowers_l1_and_writes_the_run_folder(tiny_sr) -> None:
-    run = train_main(TASK, [*tiny_sr, "trainer.max_steps=12", "trainer.eval_every=12", "optim.lr=1e-3",
-                            "model.global_residual=false"])
+    run = tasks.train(TASK, [*tiny_sr, "trainer.max_steps=12", "trainer.eval_every=12", "optim.lr=1e-3",
+                            "model.global_residual=false"]).dir
     train = read_jsonl(run / "train.jsonl")
     first, last = sum(r["train/loss"] for r in train[:3]) / 3, sum(r["train/loss"] for r in train[-3:]) / 3
     assert last < 0.7 * first, (first, last)
     for name in ("config.yaml", "curves.png", "sr_compare.png", "checkpoints/best.pt", "checkpoints/last.pt"):
         assert (run / name).is_file(), name
-    metrics = evaluate_run(TASK, run)
+    metrics = tasks.evaluate(run)
     assert METRICS <= set(metrics) and metrics["images"] == 2
     assert metrics["gain_db"] == pytest.approx(metrics["psnr_y"] - metrics["psnr_y_bicubic"])
     assert 20 < metrics["psnr_y_bicubic"] < 45 and 0 < metrics["ssim_y"] <= 1
