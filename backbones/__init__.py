@@ -7,14 +7,14 @@
 [(16, 1), (32, 2), (64, 4)]
 """
 
-from . import adapters, diagnostics, zoo  # noqa: F401  (zoo registers the families)
+from . import adapters, attention, densenet, diagnostics, fractal, zoo  # noqa: F401  (these register the families)
 from .base import Backbone, FeatureInfo, Intermediates
 from .blocks import BlockOptions
 from .describe import describe
 from .registry import create, entry, names, register
-from .weights import load_torchvision_weights
+from .weights import LoadReport, adapt_input_conv, load_backbone_weights, load_torchvision_weights
 
 __all__ = [
-    "Backbone", "BlockOptions", "FeatureInfo", "Intermediates", "adapters", "create", "describe", "diagnostics",
-    "entry", "load_torchvision_weights", "names", "register",
+    "Backbone", "BlockOptions", "FeatureInfo", "Intermediates", "LoadReport", "adapt_input_conv", "adapters", "create",
+    "describe", "diagnostics", "entry", "load_backbone_weights", "load_torchvision_weights", "names", "register",
 ]

@@ -4,6 +4,10 @@ Every entry records its modality and the keyword options it accepts, so a typo i
 or an option, or an option value of the wrong type, fails at once with a one-line
 ``ValueError`` before anything is built. Errors raised while building (a ``TypeError`` from
 a bug inside a builder, say) propagate unchanged: they are not the caller's mistake.
+
+Installed plugins (entry-point group ``residual_suite.backbones``, see :mod:`backbones.plugins`)
+are loaded lazily: when a name is not among those registered, and when every name is listed.
+Each entry remembers its ``origin``, the plugin that registered it, so a run can record it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import numbers
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +24,9 @@ from typing import Any
 
 from torch import nn
 
+from . import plugins
 from .base import MODALITY_RANK
+from .plugins import Plugin
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,8 @@ class Entry:
     builder: Callable[..., nn.Module]
     modality: str
     fixed: dict[str, Any] = field(default_factory=dict)
+    #: the plugin that registered this name (``None`` for the built-ins)
+    origin: Plugin | None = None
 
     def options(self) -> list[str]:
         """Keyword options a user may override (the builder's, minus the fixed ones)."""
@@ -59,13 +68,43 @@ def register(name: str, modality: str = "image", **fixed: Any) -> Callable:
     if modality not in MODALITY_RANK:
         raise ValueError(f"modality={modality!r} is not valid; choose one of: {', '.join(MODALITY_RANK)}")
 
+    origin = plugins.current() or _caller_origin(sys._getframe(1).f_globals.get("__name__", ""))
+
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"backbone {name!r} is already registered; pick another name")
-        _REGISTRY[name] = Entry(name, builder, modality, dict(fixed))
+        _REGISTRY[name] = Entry(name, builder, modality, dict(fixed), origin)
         return builder
 
     return decorator
+
+
+def _caller_origin(module: str) -> Plugin | None:
+    """A name registered outside any plugin load (``import my_nets`` in a script) came from the calling
+    module; the built-ins and a script's ``__main__`` (which nothing can import again) have none."""
+    if not module or module == "__main__" or module == "backbones" or module.startswith("backbones."):
+        return None
+    return Plugin(module, "module", module)
+
+
+def _apply_plugin(provided: Any) -> None:
+    """What a ``residual_suite.backbones`` entry point names: a module (importing it registered its
+    backbones) or a callable that registers them."""
+    if isinstance(provided, types.ModuleType):
+        return
+    if not callable(provided):
+        raise TypeError(f"the entry point names a {type(provided).__name__}; name a module or a callable")
+    provided()
+
+
+def discover() -> None:
+    """Load the installed backbone plugins not loaded yet (cheap when nothing changed)."""
+    plugins.discover(plugins.BACKBONES_GROUP, _apply_plugin)
+
+
+def load_plugin(name: str) -> Plugin | None:
+    """Load the installed ``residual_suite.backbones`` entry point ``name``; ``None`` if absent or broken."""
+    return plugins.load_entry_point(plugins.BACKBONES_GROUP, name, _apply_plugin)
 
 
 def _close(word: str, candidates: list[str]) -> str:
@@ -74,16 +113,25 @@ def _close(word: str, candidates: list[str]) -> str:
 
 
 def entry(name: str) -> Entry:
-    """The registry entry for ``name``; unknown names list their close matches."""
+    """The registry entry for ``name``; unknown names list their close matches.
+
+    A name that is not registered loads the installed plugins first (they may provide it).
+    """
+    if name not in _REGISTRY:
+        discover()
     if name not in _REGISTRY:
         raise ValueError(f"unknown backbone {name!r}; close matches: {_close(name, names())}")
     return _REGISTRY[name]
 
 
 def names(modality: str | None = None) -> list[str]:
-    """Every registered name (sorted), or those of one modality: image, sequence, vector."""
+    """Every registered name (sorted), or those of one modality: image, sequence, vector.
+
+    Installed plugins are loaded first, so their names are listed too.
+    """
     if modality is not None and modality not in MODALITY_RANK:
         raise ValueError(f"modality={modality!r} is not valid; choose one of: {', '.join(MODALITY_RANK)}")
+    discover()
     return sorted(n for n, e in _REGISTRY.items() if modality is None or e.modality == modality)
 
 

@@ -18,7 +18,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: the public API, loaded on first use so that `import tasks` stays light
 _API = ("train", "evaluate", "load_run", "Run", "LoadedRun", "recipes", "task_names")
-__all__ = list(_API)
+_DEPLOY = ("Predictor", "export")  # after training: tasks.deploy
+__all__ = [*_API, *_DEPLOY]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name in _DEPLOY:
+        from . import deploy
+
+        return getattr(deploy, name)
     raise AttributeError(f"module 'tasks' has no attribute {name!r}")

@@ -23,12 +23,14 @@ from torch import nn
 
 from .core import distributed
 from .core.checkpoint import load_checkpoint
-from .core.config import Overrides, from_dict, load_config
+from .core.config import Overrides, check_common, from_dict, load_config
 from .core.device import resolve_device
-from .core.errors import UserError
+from .core.errors import Interrupted, UserError
 from .core.lifecycle import RunFolder
 from .core.task import Task
-from .registry import TASKS, load_task
+from .plugins import require, used_by
+from .registry import load_task
+from .registry import names as _task_names
 
 
 @dataclass
@@ -54,8 +56,8 @@ class LoadedRun:
 
 
 def task_names() -> list[str]:
-    """Every task's name."""
-    return list(TASKS)
+    """Every task's name: the built-ins, then those of installed or loaded plugins."""
+    return _task_names()
 
 
 def recipes(task: str) -> list[str]:
@@ -87,23 +89,47 @@ def train(task: str | Task, overrides: Overrides | None = None, recipe: str | Pa
     """Train ``task`` from ``recipe`` (a shipped name or a YAML path; ``None`` = the task's default).
 
     ``resume`` continues the run folder of a killed run from its last checkpoint. ``stop_at``
-    ends the run after that many steps, as a kill would (for tests of resuming).
+    ends the run after that many steps, as a kill would (for tests of resuming). ``run.json`` records
+    the plugins the run depends on, which ``resume``, :func:`load_run` and :func:`evaluate` load again.
     """
+    if resume is not None:
+        require(resume)  # the plugins that provided its task and backbone, or a one-line error naming one
     task = load_task(task) if isinstance(task, str) else task
     cfg, run_dir, resuming = _resolve(task, overrides or {}, recipe, resume)
+    check_common(cfg)
+    task.check(cfg)
     run = RunFolder.claim(run_dir, task.name, resume=resuming, is_main=int(os.environ.get("RANK", "0")) == 0)
     try:
         trainer = task.make_trainer(cfg, run)
-        run.write_files(cfg, trainer.info, task.describe())
-        if resuming and trainer.resume():
-            print(f"resumed {run_dir} at step {trainer.step}", file=sys.stderr)
+        weights = {"weights": trainer.pretrained} if trainer.pretrained else {}  # where the backbone started
+        runtime = getattr(trainer, "runtime", None)  # device, precision, world size, compile (the start line)
+        extra = {**weights, **({"runtime": runtime} if runtime else {})}
+        run.write_files(cfg, trainer.info, {**task.describe(), **extra, "plugins": used_by(task, cfg)})
+        if resuming:
+            if trainer.resume():
+                print(f"resumed {run_dir} at step {trainer.step}", file=sys.stderr)
+            else:  # killed before its first checkpoint: start over, without the dead attempt's log rows
+                run.open_logger().resume_at(0)
+                print(f"{run_dir} has no checkpoint yet (killed before its first one): training starts at step 0",
+                      file=sys.stderr)
         metrics = trainer.fit(stop_at=stop_at)
+    except OSError as err:
+        run.release(failed=True)
+        if err.errno is None:  # not the file system's (an undecodable image, say): the CLI names it
+            raise
+        # disk full, folder made read-only mid-run: the last checkpoint stays intact
+        then = (f"the last checkpoint is intact: fix that, then resume with: rsuite train {task.name} --resume "
+                f"{run_dir}") if run.last.is_file() else "no checkpoint was written: fix that and train again"
+        raise UserError(f"file system error at {err.filename or run_dir} ({err.strerror}); {then}") from None
     except BaseException:
         run.release(failed=True)
         raise
     finally:
         distributed.teardown()
     run.release()
+    if getattr(trainer, "interrupted", False):
+        raise Interrupted(f"interrupted at step {trainer.step}; checkpoint saved; resume with: "
+                          f"rsuite train {task.name} --resume {run_dir}")
     return Run(run_dir, task.name, metrics)
 
 
@@ -115,6 +141,12 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
     if path is None:
         raise UserError(f"{run_dir} has no checkpoints/{which}.pt or last.pt; pass a folder printed by `rsuite train`")
     ckpt = load_checkpoint(path)
+    meta = run_dir / "run.json"
+    owner = json.loads(meta.read_text()).get("task") if meta.is_file() else None
+    if owner is not None and owner != ckpt["task"]:
+        raise UserError(f"{path} was written by task {ckpt['task']!r} but {run_dir} is a {owner} run; "
+                        "put checkpoints back in their own run folder")
+    require(run_dir)  # before the task and backbone names are looked up: a missing plugin is named
     task = load_task(str(ckpt["task"]))
     cfg = from_dict(task.config_class, ckpt["config"])
     dev = resolve_device(device)
@@ -126,10 +158,19 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> L
 def evaluate(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
     """Metrics of the run's best checkpoint under the task's fixed names; also written to ``eval.json``."""
     loaded = load_run(run_dir, device=device)
-    metrics = loaded.task.final_metrics(loaded.cfg, loaded.model, loaded.info, loaded.dir, loaded.device)
+    writable = os.access(loaded.dir, os.W_OK)
+    if not writable:
+        print(f"warning: {loaded.dir} is read-only; printing the metrics without eval.json and pictures",
+              file=sys.stderr)
+    metrics = loaded.task.final_metrics(loaded.cfg, loaded.model, loaded.info, loaded.dir if writable else None,
+                                        loaded.device)
     result = {"task": loaded.task.name, "backbone": loaded.cfg.backbone.name, "step": loaded.checkpoint["step"],
               **metrics, "params": sum(p.numel() for p in loaded.model.parameters())}
-    (loaded.dir / "eval.json").write_text(json.dumps(result, indent=2))
+    if writable:
+        try:
+            (loaded.dir / "eval.json").write_text(json.dumps(result, indent=2))
+        except OSError as err:
+            print(f"warning: could not write {loaded.dir / 'eval.json'} ({err.strerror})", file=sys.stderr)
     return result
 
 

@@ -10,12 +10,65 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tasks.core.cli_errors import run_cli
 from tasks.core.errors import UserError
 from tasks.registry import TASKS, load_module
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors follow the CLI's contract: one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
+class PluginOption(argparse.Action):
+    """``--plugin MODULE`` (repeatable): the module is imported as soon as it is parsed, so even
+    ``rsuite --plugin m train --help`` lists what it registers; a broken one warns and is skipped."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from tasks.plugins import load_modules
+
+        load_modules([str(values)])
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), values])
+
+
+class HelpWithPlugins(argparse.Action):
+    """``-h`` of ``rsuite train``: loads the installed plugins first, so the help names their tasks and
+    backbones (plugins load lazily, so a plain ``rsuite train`` never pays for this)."""
+
+    def __init__(self, option_strings: list[str], task_argument: argparse.Action, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="show this help, with the tasks and backbones of plugins, and exit")
+        self.task_argument = task_argument
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from tasks.plugins import listing
+        from tasks.registry import names
+
+        self.task_argument.help = f"one of: {', '.join(names())}"
+        found = listing()
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = ("plugins (name: what it registers):\n" + found) if found else (
+            "plugins: none loaded; install one (entry points residual_suite.backbones, residual_suite.tasks) "
+            "or pass rsuite --plugin MODULE")
+        parser.print_help()
+        parser.exit()
+
+
+def _load_env_plugins() -> None:
+    """Import the modules named in ``RSUITE_PLUGINS`` (nothing to import, nothing loaded: ``--help`` stays fast)."""
+    if os.environ.get("RSUITE_PLUGINS", "").strip():
+        from tasks.plugins import load_from_env
+
+        load_from_env()
 
 
 def _task_of(run_dir: Path) -> str:
@@ -47,10 +100,11 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> None:
 
 def train_entry(task: str, argv: list[str] | None = None) -> None:
     """``python -m tasks.<task>.train [--config RECIPE] [--resume RUN_DIR] [key=value ...]``."""
-    p = argparse.ArgumentParser(prog=f"python -m tasks.{task}.train",
+    p = OneLineParser(prog=f"python -m tasks.{task}.train",
                                 description=f"Train the {task} task; key=value pairs override the recipe.")
     add_train_arguments(p)
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_steps=100 backbone.name=plain20")
+    _load_env_plugins()
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     args.task = task
     run_cli(lambda: cmd_train(args, args.overrides))
@@ -68,11 +122,24 @@ def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace, rest: list[str]) -> None:
+    from tasks.plugins import require
+
     run_dir = Path(args.run_dir)
+    require(run_dir)  # a plugin task or backbone that is missing is named before its predict is looked up
     results = load_module(_task_of(run_dir), "predict").predict(run_dir, [Path(p) for p in args.inputs],
                                                                 Path(args.out) if args.out else None)
     for r in results:
         print(json.dumps(r))
+
+
+def cmd_export(args: argparse.Namespace, rest: list[str]) -> None:
+    import tasks
+
+    path, record = tasks.export(Path(args.run_dir), args.format, Path(args.out) if args.out else None,
+                                dynamic_batch=args.dynamic_batch, opset=args.opset)
+    print(f"max_abs_diff {record['max_abs_diff']:.3g} <= tolerance {record['tolerance']:g} "
+          f"({len(record['checked'])} validation inputs; record in {path.name}.json)")
+    print(path)
 
 
 def cmd_recipes(args: argparse.Namespace, rest: list[str]) -> None:
@@ -91,6 +158,11 @@ def cmd_backbones(args: argparse.Namespace, rest: list[str]) -> None:
         d = backbones.describe(name)
         print(f"| {name:<18} | {d['modality']:<8} | {d['params'] / 1e6:>8.2f}M | {d['macs'] / 1e9:>8.3f}G | "
               f"{'x'.join(map(str, d['input']))} |")
+    from tasks.plugins import listing
+
+    found = listing()
+    if found:
+        print(f"\nplugins (name: what it registers):\n{found}")
 
 
 def cmd_report(args: argparse.Namespace, rest: list[str]) -> None:
@@ -111,7 +183,11 @@ def cmd_experiment(args: argparse.Namespace, rest: list[str]) -> None:
     from tasks import experiments
 
     out = Path(args.out) if args.out else None
-    if args.kind == "degradation":
+    if args.kind == "connectivity":
+        from tasks import connectivity
+
+        print(connectivity.connectivity(_ints(args.seeds), args.seconds, args.steps, out, list(rest)))
+    elif args.kind == "degradation":
         if args.task != "classification":
             raise UserError(f"degradation runs on classification (CIFAR-style depths); for {args.task} use "
                             "`rsuite experiment sweep`")
@@ -123,7 +199,8 @@ def cmd_experiment(args: argparse.Namespace, rest: list[str]) -> None:
             overrides.append(f"data.dataset={args.data}")
             if args.root:
                 overrides.append(f"data.root={args.root}")
-        print(experiments.degradation(_ints(args.depths), _ints(args.seeds), args.steps, out, config, overrides))
+        print(experiments.degradation(_ints(args.depths), _ints(args.seeds), args.steps or 160, out, config,
+                                      overrides))
     else:
         if rest:
             raise UserError(f"sweep takes no overrides ({' '.join(rest)}); it uses each task's --budget")
@@ -133,26 +210,40 @@ def cmd_experiment(args: argparse.Namespace, rest: list[str]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rsuite", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="rsuite", description=__doc__.splitlines()[0])
+    p.add_argument("--plugin", action=PluginOption, metavar="MODULE",
+                   help="import MODULE first (repeatable; also RSUITE_PLUGINS=mod1,mod2): it may register "
+                        "backbones or tasks; runs record it, evaluate/predict/--resume import it again")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a task; prints the run folder last",
+    t = sub.add_parser("train", help="train a task; prints the run folder last", add_help=False,
                        description="Train TASK. Extra key=value arguments override the recipe.")
-    t.add_argument("task", help=f"one of: {', '.join(TASKS)}")
+    task_argument = t.add_argument("task", help=f"one of: {', '.join(TASKS)}")
+    t.add_argument("-h", "--help", action=HelpWithPlugins, task_argument=task_argument)
     add_train_arguments(t)
     t.set_defaults(fn=cmd_train)
     rc = sub.add_parser("recipes", help="the recipes shipped for each task")
-    rc.add_argument("task", nargs="?", choices=list(TASKS))
+    rc.add_argument("task", nargs="?", help=f"one of: {', '.join(TASKS)}, or a plugin's task")
     rc.set_defaults(fn=cmd_recipes)
     e = sub.add_parser("evaluate", help="evaluate a run's best checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.set_defaults(fn=cmd_evaluate)
-    r = sub.add_parser("predict", help="apply a run's model to your files")
+    r = sub.add_parser("predict", help="apply a run's model to your files; prints one JSON object per input",
+                       description="Apply a run's model to your files. Every task prints one JSON object per "
+                                   "input on stdout (JSON lines); --out also writes the task's result file.")
     r.add_argument("run_dir")
     r.add_argument("inputs", nargs="+")
     r.add_argument("--out", help="where to write the result file")
     r.set_defaults(fn=cmd_predict)
+    ex = sub.add_parser("export", help="export a run's model (ONNX, TorchScript, torch.export) and check it; "
+                                      "prints the file last")
+    ex.add_argument("run_dir")
+    ex.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "exported"])
+    ex.add_argument("--out", help="the file to write (default RUN_DIR/export/model.<suffix>)")
+    ex.add_argument("--dynamic-batch", action="store_true", help="leave the batch size free")
+    ex.add_argument("--opset", type=int, help="ONNX opset (default 18)")
+    ex.set_defaults(fn=cmd_export)
     b = sub.add_parser("backbones", help="table of registered backbones: parameters, multiply-adds")
     b.add_argument("--modality", choices=["image", "sequence", "vector"])
     b.set_defaults(fn=cmd_backbones)
@@ -160,11 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("runs_dir")
     rp.add_argument("--out", help="output folder (default: RUNS_DIR/report)")
     rp.set_defaults(fn=cmd_report)
-    x = sub.add_parser("experiment", help="residual-vs-plain studies: degradation, sweep")
-    x.add_argument("kind", choices=["degradation", "sweep"])
+    x = sub.add_parser("experiment", help="residual-vs-plain studies: degradation, sweep, connectivity")
+    x.add_argument("kind", choices=["degradation", "sweep", "connectivity"])
     x.add_argument("--task", default="classification", help="degradation: the task (classification)")
     x.add_argument("--depths", default="20,56", help="degradation: CIFAR depths, e.g. 20,56")
-    x.add_argument("--steps", type=int, default=160, help="degradation: steps per run (~15 min in all on 2 cores)")
+    x.add_argument("--steps", type=int, help="degradation: steps per run (default 160, ~15 min in all on 2 cores); "
+                                             "connectivity: the same steps for every run instead of --seconds")
+    x.add_argument("--seconds", type=float, default=25.0,
+                   help="connectivity: training seconds per run, the equal CPU budget (~15 min in all on 2 cores)")
     x.add_argument("--data", help="degradation: dataset instead of the embedded default, e.g. cifar10")
     x.add_argument("--root", help="degradation: folder of --data")
     x.add_argument("--config", help="degradation: base recipe (a name or a YAML path)")
@@ -178,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    _load_env_plugins()  # --plugin modules are imported while the arguments are parsed
     parser = build_parser()
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     if args.command not in ("train", "experiment") and rest:

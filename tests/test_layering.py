@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("backbones", "tasks")
-TASK_PACKAGES = ("classification", "detection", "super_resolution", "speech", "dqn")
+TASK_PACKAGES = ("classification", "detection", "segmentation", "super_resolution", "speech", "dqn")
 
 
 def _modules() -> dict[str, Path]:

@@ -17,6 +17,6 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)[-1]
-        if feats.dim() > 2:
-            feats = feats.flatten(2).mean(-1)
+        if feats.dim() > 2:  # a reduction over the spatial / time axes: no copy of a channels-last map
+            feats = feats.mean(tuple(range(2, feats.dim())))
         return self.fc(self.dropout(feats))

@@ -80,3 +80,22 @@ def register_smp_encoders(prefix: str = "rs-") -> list[str]:
         }
         added.append(prefix + name)
     return added
+
+
+def encoder_name(backbone: str, prefix: str = "rs-", **options: object) -> str:
+    """The SMP encoder name of ``backbone`` built with ``options`` (e.g. ``shortcut="none"``).
+
+    SMP builds an encoder from its table entry alone (extra keyword arguments of its models
+    do not reach non-timm encoders), so a backbone with options gets its own entry,
+    ``rs-resnet34[shortcut=none]``, registered on first use; without options it is the plain
+    ``rs-resnet34``. The options are checked by ``backbones.create`` when SMP builds it.
+    """
+    if backbone not in names("image"):
+        raise ValueError(f"{backbone!r} is not an image backbone of the registry; choose one of: "
+                         f"{', '.join(names('image'))}")
+    suffix = ",".join(f"{k}={options[k]}" for k in sorted(options))
+    name = f"{prefix}{backbone}" + (f"[{suffix}]" if suffix else "")
+    if name not in smp_encoders:
+        smp_encoders[name] = {"encoder": ResidualEncoder, "pretrained_settings": {},
+                              "params": {"backbone_name": backbone, **options}}
+    return name

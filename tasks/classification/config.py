@@ -18,6 +18,7 @@ class DataConfig:
     dataset: str = "auto"
     root: str = ""  # empty = the dataset's standard location (auto: the embedded Fashion-MNIST)
     batch_size: int = 128  # global batch (split over DDP processes)
+    strict: bool = False  # true: an unreadable data file is an error, not a counted skip with a warning
     image_size: int = 0  # 0 = native size (ImageFolder default 224)
     augment: bool = True
     crop_padding: int = 2  # random crop with this zero padding

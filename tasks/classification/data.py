@@ -185,6 +185,8 @@ def _imagefolder(cfg: ClassificationConfig, split: str) -> DataBundle:
         return decode_image(path, mode=ImageReadMode.RGB)
 
     probe = ImageFolder(str(root / "train"), loader=loader)
+    if len(probe.classes) < 2:  # it would train, then fail at evaluation inside torchmetrics
+        raise UserError(f"{root / 'train'} has {len(probe.classes)} class folder(s); classification needs at least 2")
     info = {"num_classes": len(probe.classes), "classes": probe.classes, "in_channels": 3, "image_size": size,
             "resize": True, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     info["dataset"] = "imagefolder"

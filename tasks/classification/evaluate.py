@@ -10,28 +10,35 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from tasks.core import distributed
+
 
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: dict[str, Any], cfg: Any,
              run_dir: Path | None = None) -> dict[str, float]:
+    """Top-1, top-5, mean loss and sample count over ``loader``; under DDP over every rank's shard.
+
+    The torchmetrics states sync across processes at ``compute`` (a no-op in one process); the
+    loss is summed in float64 and all-reduced, so sharded and single-process numbers agree.
+    """
     k = info["num_classes"]
-    # The engine evaluates the whole validation set on rank 0, so metrics must not sync.
-    local = {"sync_on_compute": False}
-    top1 = MulticlassAccuracy(k, top_k=1, average="micro", **local).to(device)
-    top5 = MulticlassAccuracy(k, top_k=min(5, k), average="micro", **local).to(device)
-    confusion = MulticlassConfusionMatrix(k, **local).to(device)
-    total_loss, count = 0.0, 0
+    top1 = MulticlassAccuracy(k, top_k=1, average="micro").to(device)
+    top5 = MulticlassAccuracy(k, top_k=min(5, k), average="micro").to(device)
+    confusion = MulticlassConfusionMatrix(k).to(device)
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples
     for images, labels in loader:
-        images, labels = images.to(device), labels.to(device)
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         logits = model(images).float()
-        total_loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-        count += len(labels)
+        total[0] += nn.functional.cross_entropy(logits, labels, reduction="sum").double()
+        total[1] += len(labels)
         top1.update(logits, labels)
         top5.update(logits, labels)
         confusion.update(logits, labels)
+    loss_sum, count = distributed.all_reduce_sum(total).tolist()
+    matrix = confusion.compute().cpu()
     if run_dir is not None:
-        plot_confusion(confusion.compute().cpu(), info["classes"], Path(run_dir) / "confusion.png")
-    return {"top1": float(top1.compute()), "top5": float(top5.compute()), "loss": total_loss / max(1, count),
-            "samples": count}
+        plot_confusion(matrix, info["classes"], Path(run_dir) / "confusion.png")
+    return {"top1": float(top1.compute()), "top5": float(top5.compute()), "loss": loss_sum / max(1.0, count),
+            "samples": int(count)}
 
 
 def plot_confusion(matrix: torch.Tensor, classes: list[str], path: Path) -> Path:

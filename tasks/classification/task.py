@@ -5,7 +5,7 @@ from __future__ import annotations
 from tasks.core.supervised import SupervisedTask
 from tasks.core.task import Budget
 
-from . import data, evaluate, model
+from . import data, evaluate, model, predict
 from .config import ClassificationConfig
 
 
@@ -14,6 +14,8 @@ class ClassificationTask(SupervisedTask):
     config_class = ClassificationConfig
     default_recipe = "fashion_mnist_resnet20"
     headline = "top1"
+    fixed_train_shapes = fixed_eval_shapes = True  # one image size: cuDNN autotunes once
+    sharded_eval = True  # evaluate's metrics sum over processes
     budgets = {"demo": Budget(),
                "small": Budget({"backbone.name": "resnet56", "trainer.max_steps": 300, "trainer.eval_every": 150})}
 
@@ -21,6 +23,10 @@ class ClassificationTask(SupervisedTask):
     build_model = staticmethod(model.build_model)
     loss = staticmethod(model.loss)
     evaluate = staticmethod(evaluate.evaluate)
+    # deployment: rsuite export, tasks.Predictor
+    example_inputs = staticmethod(predict.example_inputs)
+    export_spec = staticmethod(predict.export_spec)
+    make_predictor = staticmethod(predict.make_predictor)
 
 
 TASK = ClassificationTask()

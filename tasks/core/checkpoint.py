@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,7 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path} is not a safe residual-suite checkpoint ({first}); "
+        raise UserError(f"{path} is not a safe residual-suite checkpoint ({refusal_reason(err)}); "
                         "only files written by `rsuite train` load") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not a residual-suite checkpoint; only files written by `rsuite train` load")
@@ -61,6 +61,25 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]
         raise UserError(f"{path} was written by task {ckpt.get('task')!r}, not {task!r}; "
                         f"use `rsuite evaluate` on a {task} run")
     return ckpt
+
+
+def refusal_reason(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words: the blocked object when
+    torch names one (``unsupported GLOBAL posix.system``), else the first sentence of its message."""
+    text = str(err)
+    blocked = re.search(r"unsupported GLOBAL ([\w.]+)", text)
+    if blocked:
+        return f"it holds the object {blocked.group(1)}, which weights-only loading blocks"
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return first.split(". ")[0].rstrip(".")
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete ``.<name>.*.tmp`` files that a kill during :func:`atomic_save` left behind; returns how many."""
+    stale = list(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def rng_state() -> dict[str, Any]:

@@ -23,12 +23,17 @@ from .errors import UserError
 C = TypeVar("C")
 
 
+#: BackboneConfig fields that say how the backbone starts and learns, not how it is built
+FINE_TUNING = ("weights", "trainable_stages", "frozen_bn")
+
+
 @dataclass
 class BackboneConfig:
-    """Which registered backbone, and the block options passed to ``backbones.create``.
+    """Which registered backbone, the block options passed to ``backbones.create``, and how it starts.
 
     ``None`` keeps the family's default. ``options`` carries family-specific extras
-    (``depth`` of a ``resmlp``, ``width`` of a ``quartznet``, ...).
+    (``depth`` of a ``resmlp``, ``width`` of a ``quartznet``, ...). ``weights``,
+    ``trainable_stages`` and ``frozen_bn`` are for fine-tuning (see :mod:`tasks.core.weights`).
     """
 
     name: str = "resnet20"
@@ -40,11 +45,15 @@ class BackboneConfig:
     residual_scale: Any = None
     zero_init_last: bool | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # a local state dict (torchvision, timm, safetensors) or a run folder of any task; never downloaded
+    weights: str = ""
+    trainable_stages: int = -1  # -1 = all learn; k = only the last k stages learn (0 = frozen backbone)
+    frozen_bn: bool = False  # every BatchNorm keeps its statistics and affine (torchvision's FrozenBatchNorm2d)
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``backbones.create`` (only the ones that were set)."""
         kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name not in ("name", "options") and getattr(self, f.name) is not None}
+                  if f.name not in ("name", "options", *FINE_TUNING) and getattr(self, f.name) is not None}
         kwargs.update(self.options)
         return kwargs
 
@@ -59,11 +68,12 @@ class OptimConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    schedule: str = "cosine"  # cosine | step | onecycle | constant
+    schedule: str = "cosine"  # cosine | poly | step | onecycle | constant
     warmup_steps: int = 0
     milestones: list[int] = field(default_factory=list)  # step schedule: decay at these steps
     gamma: float = 0.1  # step schedule: lr multiplier at each milestone
     grad_clip: float = 0.0  # max gradient L2 norm; 0 disables
+    backbone_lr_scale: float = 1.0  # the backbone learns at lr * this (< 1 keeps pretrained weights close)
 
 
 @dataclass
@@ -71,7 +81,7 @@ class TrainerConfig:
     """How training runs: device, precision, length, evaluation and checkpoint cadence."""
 
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
+    precision: str = "auto"  # auto (bf16 on CUDA, fp16 where bf16 is not native, fp32 on CPU) | bf16 | fp16 | fp32
     compile: bool = False
     channels_last: bool = True  # for 2-D models on CUDA
     epochs: int = 1
@@ -80,12 +90,14 @@ class TrainerConfig:
     log_every: int = 20
     monitor: str = ""  # metric that picks best.pt (compared in the headline's direction); empty = the headline
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of the weights
-    num_workers: int = 0
+    num_workers: int = -1  # loader processes per rank; -1 = auto: min(8, cores / local ranks) on CUDA, 0 on CPU
+    sync_bn: bool = False  # under DDP on GPUs: BatchNorm statistics over the global batch (small per-GPU batches)
+    dist_timeout: int = 3600  # seconds a collective waits for the slowest rank (cache building, COCO evaluation)
     resume: bool = False
     runs_dir: str = "runs"
     run_name: str = ""  # empty = <recipe>-<timestamp>
     threads: int = 0  # CPU threads per process; 0 = torch's default
-    progress: bool = True
+    progress: bool = True  # the start line and the progress bar on stderr
 
 
 def _valid_keys(node: Any) -> list[str]:
@@ -164,6 +176,35 @@ def load_config(schema_cls: type[C], path: str | Path | None = None, overrides: 
     except OmegaConfBaseException as err:
         raise _explain(err, schema, "the overrides") from None
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def check_common(cfg: Any) -> None:
+    """Reject shared settings that cannot work, naming the key (before any run folder is made).
+
+    Types are checked by the schema; these are the values a type cannot rule out, which would
+    otherwise pass silently (0 steps, exit 0) or fail deep inside torch without naming the key.
+    """
+    t, o = cfg.trainer, cfg.optim
+    checks = [
+        (t.max_steps >= 0, f"trainer.max_steps={t.max_steps} must be >= 0 (0 = run trainer.epochs epochs)"),
+        (t.max_steps > 0 or t.epochs > 0,
+         f"trainer.max_steps={t.max_steps} and trainer.epochs={t.epochs} give no training steps; set one > 0"),
+        (t.eval_every >= 0, f"trainer.eval_every={t.eval_every} must be >= 0 (0 = once per epoch)"),
+        (t.log_every >= 1, f"trainer.log_every={t.log_every} must be >= 1"),
+        (t.threads >= 0, f"trainer.threads={t.threads} must be >= 0 (0 = torch's default)"),
+        (t.num_workers >= -1, f"trainer.num_workers={t.num_workers} must be >= 0, or -1 for auto"),
+        (t.dist_timeout > 0, f"trainer.dist_timeout={t.dist_timeout} must be > 0 seconds"),
+        (0 <= t.ema_decay < 1, f"trainer.ema_decay={t.ema_decay} must be in [0, 1) (0 = off)"),
+        (cfg.data.batch_size >= 1, f"data.batch_size={cfg.data.batch_size} must be >= 1"),
+        (o.lr > 0, f"optim.lr={o.lr} must be > 0"),
+        (o.weight_decay >= 0, f"optim.weight_decay={o.weight_decay} must be >= 0"),
+        (0 <= o.momentum < 1, f"optim.momentum={o.momentum} must be in [0, 1)"),
+        (o.grad_clip >= 0, f"optim.grad_clip={o.grad_clip} must be >= 0 (0 = off)"),
+        (o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

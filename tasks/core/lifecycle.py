@@ -13,12 +13,22 @@ import fcntl
 import json
 import os
 import shutil
+import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from .checkpoint import atomic_save, load_checkpoint, make_checkpoint, rng_state, set_rng_state
+from .checkpoint import (
+    atomic_save,
+    load_checkpoint,
+    make_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    set_rng_state,
+)
 from .config import save_yaml, to_dict
 from .errors import UserError
 from .runlog import RunLogger
@@ -50,26 +60,48 @@ class RunFolder:
             if not (run.path / "config.yaml").is_file():
                 raise UserError(f"{run.path} is not a run folder (no config.yaml); pass the folder `rsuite train` "
                                 "printed")
-            run._lock(os.open(run.path / CLAIM, os.O_RDWR | os.O_CREAT, 0o644))
-            return run
+            run._lock(run._open_claim(os.O_CREAT))
+        else:
+            run._create()
+            run._lock(run._open_claim(os.O_CREAT | os.O_EXCL))
+        removed = remove_stale_temporaries(run.path / "checkpoints")
+        if removed:
+            print(f"removed {removed} unfinished checkpoint file(s) left by a killed run in {run.path}",
+                  file=sys.stderr)
+        return run
+
+    def _create(self) -> None:
+        """Make the folder; an existing one may only be empty (a folder the user made for the run)."""
         try:
-            run.path.parent.mkdir(parents=True, exist_ok=True)
-            run.path.mkdir()
-            run._created = True
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UserError(f"cannot create runs under {self.path.parent}: a file is in the way; set "
+                            "trainer.runs_dir to a folder") from None
+        except OSError as err:
+            raise UserError(f"cannot create {self.path.parent} ({err.strerror}); set trainer.runs_dir to a "
+                            "writable folder") from None
+        try:
+            self.path.mkdir()
+            self._created = True
         except FileExistsError:
-            if any(p.name != CLAIM for p in run.path.iterdir()):
-                raise UserError(f"run folder {run.path} already holds a run; resume it with --resume {run.path} "
+            if not self.path.is_dir():
+                raise UserError(f"{self.path} is a file, not a run folder; pick another trainer.run_name") from None
+            if any(p.name != CLAIM for p in self.path.iterdir()):
+                raise UserError(f"run folder {self.path} already holds a run; resume it with --resume {self.path} "
                                 "or pick another trainer.run_name") from None
         except OSError as err:
-            raise UserError(f"cannot create the run folder {run.path} ({err.strerror}); "
-                            "set trainer.runs_dir to a writable folder") from None
+            raise UserError(f"cannot create the run folder {self.path} ({err.strerror}); set trainer.runs_dir "
+                            "to a writable folder") from None
+
+    def _open_claim(self, flags: int) -> int:
         try:
-            fd = os.open(run.path / CLAIM, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            return os.open(self.path / CLAIM, os.O_RDWR | flags, 0o644)
         except FileExistsError:
-            raise UserError(f"run folder {run.path} is being claimed by another process; pick another "
+            raise UserError(f"run folder {self.path} is being claimed by another process; pick another "
                             "trainer.run_name") from None
-        run._lock(fd)
-        return run
+        except OSError as err:
+            raise UserError(f"cannot write into the run folder {self.path} ({err.strerror}); make it writable or "
+                            "pick another trainer.runs_dir") from None
 
     def _lock(self, fd: int) -> None:
         try:
@@ -130,8 +162,16 @@ class RunFolder:
             atomic_save(best, self.best)
 
     def load_last(self) -> dict[str, Any] | None:
-        """The checkpoint to resume from, or ``None`` when the run has not saved one yet."""
-        return load_checkpoint(self.last, self.task) if self.last.is_file() else None
+        """The checkpoint to resume from, or ``None`` when the run has not saved one yet.
+
+        Log rows written after that checkpoint (the kill came later) are dropped, because the
+        resumed run writes them again: its logs then equal an uninterrupted run's.
+        """
+        if not self.last.is_file():
+            return None
+        ckpt = load_checkpoint(self.last, self.task)
+        self.open_logger().resume_at(int(ckpt["step"]))
+        return ckpt
 
 
 @dataclass
@@ -145,7 +185,14 @@ class Progress:
     best: float | None = None
 
     def improved(self, metrics: dict[str, Any]) -> bool:
-        """Record ``metrics[metric]`` if it beats the best so far (NaN and missing never do)."""
+        """Record ``metrics[metric]`` if it beats the best so far (NaN never does).
+
+        A metric the task does not report is a settings error (``trainer.monitor``), raised at the
+        first evaluation, before any checkpoint: otherwise no ``best.pt`` would ever be written.
+        """
+        if metrics and self.metric not in metrics:
+            names = ", ".join(k for k, v in metrics.items() if isinstance(v, (int, float)))
+            raise UserError(f"trainer.monitor={self.metric} is not a metric of this task; choose one of: {names}")
         value = metrics.get(self.metric)
         if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
             return False
@@ -159,6 +206,41 @@ class Progress:
 
     def load(self, ckpt: dict[str, Any]) -> None:
         self.step, self.elapsed, self.best = int(ckpt["step"]), float(ckpt.get("elapsed", 0.0)), ckpt.get("best")
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, so the checkpoint it
+    then writes is consistent; a second signal interrupts at once. Installed only in the main thread."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print("\nstopping after this step to write a checkpoint (press Ctrl-C again to abort at once)",
+              file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def checkpoint(task: str, cfg: Any, info: dict[str, Any], progress: Progress, **payload: Any) -> dict[str, Any]:

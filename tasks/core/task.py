@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from .errors import UserError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
+    from .export import ExportSpec
     from .lifecycle import RunFolder
+    from .predict import TaskPredictor
 
 
 def recipes_dir() -> Path:
@@ -38,6 +41,7 @@ class Fitter(Protocol):
     """What a task's trainer offers the run lifecycle (the engine's ``Trainer``, the ``DQNTrainer``)."""
 
     info: dict[str, Any]
+    pretrained: dict[str, Any] | None  # what backbone.weights loaded (recorded in run.json), or None
 
     def resume(self) -> bool: ...
 
@@ -57,9 +61,13 @@ class Task:
     budgets: ClassVar[dict[str, Budget]] = {}
 
     # ------------------------------------------------------------ recipes
+    def recipe_folder(self) -> Path:
+        """Where this task's recipes live: ``tasks/configs/<name>/`` (a plugin task points at its own package)."""
+        return recipes_dir() / self.name
+
     def recipes(self) -> list[str]:
         """Names of the recipes shipped for this task."""
-        folder = recipes_dir() / self.name
+        folder = self.recipe_folder()
         return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
     def recipe_path(self, recipe: str | Path | None = None) -> Path:
@@ -69,13 +77,16 @@ class Task:
         path = Path(recipe)
         if path.suffix in (".yaml", ".yml"):
             return path  # a user's file (a missing one is reported when it is read)
-        shipped = recipes_dir() / self.name / f"{recipe}.yaml"
+        shipped = self.recipe_folder() / f"{recipe}.yaml"
         if not shipped.is_file():
             raise UserError(f"{self.name} has no recipe {str(recipe)!r}; choose one of: {', '.join(self.recipes())} "
                             "or give a YAML path")
         return shipped
 
     # -------------------------------------------------------------- hooks
+    def check(self, cfg: Any) -> None:
+        """Reject settings that cannot work, before any data is built or run folder made (one-line errors)."""
+
     def build_model(self, cfg: Any, info: dict[str, Any]) -> nn.Module:
         """The model for ``cfg`` and the data it was built for (``info``, saved in every checkpoint)."""
         raise NotImplementedError
@@ -84,11 +95,32 @@ class Task:
         """The object that trains ``cfg`` into ``run`` (the engine, or an acting loop)."""
         raise NotImplementedError
 
-    def final_metrics(self, cfg: Any, model: nn.Module, info: dict[str, Any], run_dir: Path,
+    def final_metrics(self, cfg: Any, model: nn.Module, info: dict[str, Any], run_dir: Path | None,
                       device: Any) -> dict[str, Any]:
-        """``rsuite evaluate``: the metrics of a finished run's model under the task's fixed names."""
+        """``rsuite evaluate``: the metrics of a finished run's model under the task's fixed names.
+
+        ``run_dir`` receives pictures; ``None`` (a read-only run folder) means metrics only.
+        """
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """What a run folder records about its task (``run.json``), so reports need no task table."""
         return {"task": self.name, "headline": self.headline, "higher_is_better": self.higher_is_better}
+
+    # ------------------------------------------------- deployment hooks
+    def example_inputs(self, cfg: Any, info: dict[str, Any], batch: int = 1) -> list[tuple[torch.Tensor, ...]]:
+        """Real inputs from the validation data, as the exported module takes them (``rsuite export``).
+
+        Several input tuples of ``batch`` items each; where an axis is free (image size, frames)
+        they differ along it, so the export's self-check covers what it promises.
+        """
+        raise UserError(f"{self.name} has no export; exportable tasks define example_inputs and export_spec")
+
+    def export_spec(self, cfg: Any, model: nn.Module, info: dict[str, Any]) -> ExportSpec:
+        """What ``rsuite export`` writes for this task (see :class:`tasks.core.export.ExportSpec`)."""
+        raise UserError(f"{self.name} has no export; exportable tasks define example_inputs and export_spec")
+
+    def make_predictor(self, cfg: Any, info: dict[str, Any], device: torch.device, model: nn.Module | None = None,
+                       session: Any = None) -> TaskPredictor:
+        """Pre- and post-processing around ``model`` (a run) or ``session`` (an exported ONNX file)."""
+        raise UserError(f"{self.name} has no predictor")

@@ -21,6 +21,7 @@ class DataConfig:
     val_images: str = ""
     val_annotations: str = ""
     batch_size: int = 8
+    strict: bool = False  # true: an unreadable data file is an error, not a counted skip with a warning
     augment: bool = True
     scale_jitter: float = 0.25  # random scale in [1 - j, 1 + j]
     aspect_ratio_group_factor: int = 3  # batch images of similar aspect ratio (2k+2 bins); -1 = off
@@ -44,8 +45,6 @@ class ModelConfig:
     fpn_channels: int = 128
     returned_stages: list[int] = field(default_factory=list)  # empty = the last three
     anchor_size: int = 16  # smallest anchor; doubles per pyramid level
-    trainable_stages: int = -1  # -1 = all; k = only the last k stages (+ FPN and heads) learn
-    frozen_bn: bool = False  # torchvision's FrozenBatchNorm2d, as for detection fine-tuning
     min_size: int = 0  # detector's internal resize; 0 = data.image_size (scenes) or 800 (COCO)
     max_size: int = 0  # 0 = same as min_size for scenes, 1333 for COCO
     proposals: int = 0  # RPN proposals kept after NMS per image; 0 = torchvision's 2000/1000

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,11 +90,13 @@ def read_coco(ann_file: Path, images_dir: Path) -> tuple[list[dict], list[dict],
     if not ann_file.is_file():
         raise UserError(f"annotation file {ann_file} does not exist; give data.root with train/ and val/ "
                         "(images/ + annotations.json) or set data.*_annotations")
-    with contextlib.redirect_stdout(sys.stderr):  # pycocotools prints progress to stdout
+    # pycocotools prints progress lines; they would break the one-line error contract, so they are dropped
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
             coco = COCO(str(ann_file))
         except Exception as err:
-            raise UserError(f"{ann_file} is not a COCO annotation file ({type(err).__name__}: {err})") from None
+            first = (str(err).strip().splitlines() or [""])[0][:160]
+            raise UserError(f"{ann_file} is not a COCO annotation file ({type(err).__name__}: {first})") from None
     categories = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c["id"])
     known = {c["id"] for c in categories}
     dropped = {"non-positive size": 0, "outside the image": 0, "unknown category": 0, "crowd": 0}
@@ -121,8 +124,11 @@ def read_coco(ann_file: Path, images_dir: Path) -> tuple[list[dict], list[dict],
         records.append({"path": path, "id": img["id"], "width": w, "height": h, "boxes": boxes,
                         "category_ids": cats})
     bad = {k: v for k, v in dropped.items() if v and k != "crowd"}
+    detail = ", ".join(f"{v} {k}" for k, v in bad.items())
+    if not any(r["boxes"] for r in records):  # training would run and report mAP -1
+        raise UserError(f"{ann_file} has no usable box annotations ({len(records)} images"
+                        f"{'; dropped ' + detail if detail else ''}); check its annotations and categories")
     if bad:
-        detail = ", ".join(f"{v} {k}" for k, v in bad.items())
         print(f"warning: {ann_file.name}: dropped {sum(bad.values())} bad annotations ({detail})", file=sys.stderr)
     return records, categories, dropped
 
@@ -135,6 +141,10 @@ class CocoDetection(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def source(self, i: int) -> str:
+        """The image file of sample ``i`` (named when it cannot be read)."""
+        return str(self.records[i]["path"])
 
     @property
     def aspect_ratios(self) -> list[float]:

@@ -3,10 +3,18 @@
 The backbone is wrapped by ``backbones.adapters.fpn`` (torchvision's own FPN); anchors get
 one size per pyramid level, doubling from ``model.anchor_size``. Nothing of the detector
 itself is written here: heads, RPN, RoI pooling, losses and NMS are torchvision's.
+
+Mixed precision covers the backbone and FPN only (:class:`MixedPrecisionFPN`): the heads,
+anchors, box coding, losses and NMS run in fp32. torchvision's ``BoxCoder`` computes in the
+dtype of the head's output, and in bf16 a coordinate above 512 px snaps to a 4-px grid, above
+1024 px to an 8-px grid (COCO images are resized to 1333 px): proposals, final boxes and the
+GIoU loss would all carry that error. Stages past the deepest one the FPN reads never run, so
+they do not learn (DDP would otherwise wait for their gradients).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -18,41 +26,17 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
-from torchvision.ops.misc import FrozenBatchNorm2d
 
 import backbones
-from tasks.core.backbone import build_backbone
+from backbones.adapters.fpn import FPNBackbone
+from tasks.core.backbone import build_backbone, stage_modules
+from tasks.core.device import autocast_dtype
 from tasks.core.errors import UserError
 
 from .config import DetectionConfig
 
 ARCHS = ("fasterrcnn", "retinanet", "fcos")
 BOX_LOSSES = ("l1", "smooth_l1", "giou", "diou", "ciou")  # RetinaNet box regression losses in torchvision
-
-
-def freeze_batch_norm(module: nn.Module) -> nn.Module:
-    """Replace every ``BatchNorm2d`` by torchvision's ``FrozenBatchNorm2d`` with the same statistics."""
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            for key in ("weight", "bias", "running_mean", "running_var"):
-                getattr(frozen, key).copy_(getattr(child, key).detach())
-            setattr(module, name, frozen)
-        else:
-            freeze_batch_norm(child)
-    return module
-
-
-def freeze_stages(body: nn.Module, trainable: int) -> None:
-    """Only the last ``trainable`` stages learn (torchvision's ``trainable_backbone_layers``)."""
-    stages = [info.module for info in body.feature_info]
-    if trainable < 0 or trainable >= len(stages):
-        return
-    frozen_stages = set(stages[: len(stages) - trainable])
-    for name, param in body.named_parameters():
-        top = name.split(".")[0]
-        if top in frozen_stages or top not in stages:  # the stem is frozen with the first stage
-            param.requires_grad_(False)
 
 
 def head_norm(kind: str, channels: int) -> Callable[[int], nn.Module] | None:
@@ -66,18 +50,75 @@ def head_norm(kind: str, channels: int) -> Callable[[int], nn.Module] | None:
     return partial(nn.GroupNorm, 32)
 
 
-def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
+class MixedPrecisionFPN(FPNBackbone):
+    """torchvision's FPN over our backbone, autocast to ``precision`` on its own; fp32 NCHW maps out.
+
+    The dtype follows ``trainer.precision`` on the input's device (bf16 on CUDA by default, fp32
+    on the CPU), so training, ``rsuite evaluate`` and prediction compute the same way. The maps
+    leave in fp32 and in the standard layout whatever the body ran in (channels-last, bf16), as
+    the heads and RoIAlign want them. Tracing for export runs in fp32.
+    """
+
+    def __init__(self, *args: Any, precision: str = "auto", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.precision = precision
+        self.channels_last = False  # set by DetectionTask.to_channels_last
+        self._resolved: tuple[str, torch.dtype | None] | None = None  # (device type, dtype), see resolve()
+
+    def resolve(self, device: torch.device) -> None:
+        """Fix the autocast dtype for ``device`` now, so a compiled forward reads a constant instead of
+        querying the GPU (which would break the graph)."""
+        self._resolved = (device.type, autocast_dtype(self.precision, device))
+
+    def _dtype(self, device: torch.device) -> torch.dtype | None:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+            return None
+        if self._resolved is not None and self._resolved[0] == device.type:
+            return self._resolved[1]
+        return autocast_dtype(self.precision, device)
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        dtype = self._dtype(x.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if dtype is None:
+            maps = super().forward(x)
+            if not self.channels_last:
+                return maps
+        else:
+            with torch.autocast(x.device.type, dtype=dtype):
+                maps = super().forward(x)
+        return OrderedDict((k, v.to(torch.float32, memory_format=torch.contiguous_format)) for k, v in maps.items())
+
+
+def freeze_unreached_stages(body: backbones.Backbone, deepest: int) -> None:
+    """Stages after ``deepest`` (and what follows the last stage) never run under the FPN: they stop learning,
+    so DDP does not wait for gradients that never come (no ``find_unused_parameters`` needed)."""
+    for group in stage_modules(body)[deepest + 1:]:
+        for name in group:
+            getattr(body, name).requires_grad_(False)
+
+
+def check_settings(cfg: DetectionConfig) -> None:
+    """``model.*`` choices that cannot work, found before any scene is generated."""
     m = cfg.model
     if m.arch not in ARCHS:
         raise UserError(f"model.arch={m.arch!r} is not valid; choose one of: {', '.join(ARCHS)}")
-    body = build_backbone(cfg.backbone, "image", in_channels=3)
-    if m.frozen_bn:
-        freeze_batch_norm(body)
-    freeze_stages(body, m.trainable_stages)
+    if m.box_loss not in BOX_LOSSES:
+        raise UserError(f"model.box_loss={m.box_loss!r} is not valid; choose one of: {', '.join(BOX_LOSSES)}")
+    if m.arch == "retinanet":
+        head_norm(m.head_norm, m.fpn_channels)
+
+
+def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
+    check_settings(cfg)
+    m = cfg.model
+    body = build_backbone(cfg.backbone, "image", in_channels=3)  # with backbone.frozen_bn / trainable_stages
     n = len(body.feature_info)
     stages = list(m.returned_stages) or list(range(max(0, n - 3), n))
     extra = LastLevelP6P7(m.fpn_channels, m.fpn_channels) if m.arch == "retinanet" else LastLevelMaxPool()
-    fpn = backbones.adapters.fpn(body, m.fpn_channels, stages, extra)
+    fpn = MixedPrecisionFPN(body, m.fpn_channels, stages, extra, precision=cfg.trainer.precision)
+    freeze_unreached_stages(body, fpn.returned_stages[-1])
     levels = len(stages) + (2 if m.arch == "retinanet" else 1)
     sizes = [m.anchor_size * 2**i for i in range(levels)]
     min_size = m.min_size or (info["image_size"] if info.get("dataset") == "scenes" else 800)
@@ -98,8 +139,6 @@ def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
                                   ((0.5, 1.0, 2.0),) * levels)
         head = RetinaNetHead(m.fpn_channels, anchors.num_anchors_per_location()[0], info["num_classes"],
                              norm_layer=head_norm(m.head_norm, m.fpn_channels))
-        if m.box_loss not in BOX_LOSSES:
-            raise UserError(f"model.box_loss={m.box_loss!r} is not valid; choose one of: {', '.join(BOX_LOSSES)}")
         head.regression_head._loss_type = m.box_loss  # torchvision's own switch (its v2 builder sets "giou")
         return RetinaNet(fpn, anchor_generator=anchors, head=head, score_thresh=m.score_thresh, **common)
     anchors = AnchorGenerator(tuple((s,) for s in sizes), ((1.0,),) * levels)  # FCOS: one point per location
@@ -107,7 +146,7 @@ def build_model(cfg: DetectionConfig, info: dict[str, Any]) -> nn.Module:
 
 
 def loss(model: nn.Module, batch: tuple[list[torch.Tensor], list[dict]],
-         cfg: DetectionConfig) -> tuple[torch.Tensor, dict[str, float]]:
+         cfg: DetectionConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     images, targets = batch
     losses = model(images, targets)
-    return sum(losses.values()), {k: float(v.detach()) for k, v in losses.items()}
+    return sum(losses.values()), {k: v.detach() for k, v in losses.items()}  # device tensors: no sync per step

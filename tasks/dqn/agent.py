@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,15 +24,14 @@ def epsilon_at(step: int, total: int, start: float, end: float, fraction: float)
     return end + (start - end) * max(0.0, 1.0 - step / span)
 
 
-@torch.no_grad()
-def td_targets(online: nn.Module, target: nn.Module, rewards: torch.Tensor, next_obs: torch.Tensor,
-               discounts: torch.Tensor, double: bool) -> torch.Tensor:
-    """``r_n + discount * Q_target(s', a*)`` with ``a* = argmax Q_online(s')`` (Double DQN,
-    van Hasselt et al. 2016) or ``argmax Q_target(s')`` (Mnih et al. 2015)."""
-    next_target = target(next_obs).float()
-    chooser = online(next_obs).float() if double else next_target
+def td_targets(next_q_target: torch.Tensor, next_q_online: torch.Tensor | None, rewards: torch.Tensor,
+               discounts: torch.Tensor) -> torch.Tensor:
+    """``r_n + discount * Q_target(s', a*)`` from the two networks' Q-values at ``s'``: with
+    ``a* = argmax Q_online(s')`` (Double DQN, van Hasselt et al. 2016) when ``next_q_online`` is
+    given, else ``a* = argmax Q_target(s')`` (Mnih et al. 2015)."""
+    chooser = next_q_target if next_q_online is None else next_q_online
     best = chooser.argmax(dim=1, keepdim=True)
-    return rewards + discounts * next_target.gather(1, best).squeeze(1)
+    return rewards + discounts * next_q_target.gather(1, best).squeeze(1)
 
 
 def planned_updates(cfg: DQNConfig) -> int:
@@ -41,35 +41,59 @@ def planned_updates(cfg: DQNConfig) -> int:
 
 
 class Learner:
-    """Online + target Q-networks, the optimizer, and one gradient step on a replay batch."""
+    """Online + target Q-networks, the optimizer, and one gradient step on a replay batch.
+
+    A gradient step is launch-bound for CartPole-sized networks (a few microseconds of maths per
+    op, tens of ops), so it keeps the op count down: a fused optimizer, one foreach gradient-norm
+    clip, and - for vector observations - one online forward over ``[obs; next_obs]`` that serves
+    both the loss and Double DQN's action choice. Frames keep two passes: the conv backward of
+    the joint batch would double the learner's dominant cost.
+    """
 
     def __init__(self, model: nn.Module, cfg: DQNConfig, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         self.online = model.to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = build_optimizer(self.online, cfg.optim)
+        self.params = [p for p in self.online.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.online, cfg.optim, fused=True)
         self.scheduler = build_scheduler(self.optimizer, planned_updates(cfg), cfg.optim)
         self.updates = 0
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.online.modules())
+        # One joint forward changes nothing per sample unless a layer mixes the batch (BatchNorm).
+        self.joint = cfg.agent.double and not getattr(model, "pixels", False) and not batch_norm
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Greedy actions and their Q-values for a batch of observations."""
-        q = self.online(obs.to(self.device)).float()
-        best = q.max(dim=1)
-        return best.indices.cpu(), best.values.cpu()
+    def act(self, obs: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy actions and their Q-values (host arrays) for a batch of observations."""
+        x = torch.as_tensor(obs)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        best = self.online(x).float().max(dim=1)
+        # One device-to-host transfer for both (the env needs the actions anyway).
+        out = torch.stack([best.indices.to(best.values.dtype), best.values]).cpu().numpy()
+        return out[0].astype(np.int64), out[1]
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         """One gradient step; returns scalars to log and the TD errors (for priorities)."""
         a = self.cfg.agent
-        targets = td_targets(self.online, self.target, batch["rewards"], batch["next_obs"], batch["discounts"],
-                             a.double)
-        q = self.online(batch["obs"]).float().gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
+        obs, next_obs = batch["obs"], batch["next_obs"]
+        with torch.no_grad():
+            next_target = self.target(next_obs).float()
+        if self.joint:
+            q_all = self.online(torch.cat([obs, next_obs])).float()
+            q_all, next_online = q_all[:len(obs)], q_all[len(obs):].detach()
+        else:
+            q_all = self.online(obs).float()
+            with torch.no_grad():
+                next_online = self.online(next_obs).float() if a.double else None
+        targets = td_targets(next_target, next_online, batch["rewards"], batch["discounts"])
+        q = q_all.gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
         per_sample = nn.functional.huber_loss(q, targets, reduction="none", delta=a.huber_delta)
-        loss = (batch["weights"] * per_sample).mean()
+        loss = (batch["weights"] * per_sample).mean() if a.prioritized else per_sample.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.optim.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.online.parameters(), self.cfg.optim.grad_clip)
+            nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip, foreach=True)
         self.optimizer.step()
         self.scheduler.step()
         self.updates += 1

@@ -37,6 +37,9 @@ class DataConfig:
 
     root: str = ""
     batch_size: int = 64  # transitions per gradient step
+    # where the replay lives and is sampled: auto = the learner's device (a GPU learner then never
+    # waits on host copies); cpu = host memory, when a large buffer does not fit on the GPU
+    replay_device: str = "auto"
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasks.core.runlog import read_jsonl
+from tasks.core.runlog import read_jsonl, save_figure
 
 from .config import DQNConfig
 from .data import make_env
@@ -109,10 +109,4 @@ def plot_rl_curves(run_dir: Path, title: str = "") -> Path | None:
         ax.set(title=name, xlabel="environment steps")
     if any(math.isfinite(v) and v > 0 for v in series(train, "train/loss")[1]):
         axes[1].set_yscale("log")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = run_dir / "curves.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, run_dir / "curves.png", title)

@@ -21,7 +21,8 @@ from tqdm import tqdm
 from tasks.core.checkpoint import atomic_save
 from tasks.core.device import resolve_device, set_threads
 from tasks.core.errors import UserError
-from tasks.core.lifecycle import Progress, RunFolder, best_view, checkpoint, restore
+from tasks.core.lifecycle import Progress, RunFolder, StopRequest, best_view, checkpoint, restore
+from tasks.core.weights import load_pretrained
 
 from .agent import Learner, epsilon_at
 from .config import DQNConfig
@@ -44,6 +45,11 @@ def check_config(cfg: DQNConfig) -> None:
         (a.buffer_size >= cfg.data.batch_size >= 1,
          f"agent.buffer_size={a.buffer_size} must hold at least one batch (data.batch_size={cfg.data.batch_size})"),
         (cfg.eval.episodes >= 1 and cfg.eval.final_episodes >= 1, "eval.episodes and eval.final_episodes must be >= 1"),
+        # the Q-networks are small and launch-bound: they train in fp32 (TF32 on CUDA), uncompiled
+        (t.precision in ("auto", "fp32"), f"trainer.precision={t.precision} is not supported by DQN (its small "
+                                          "networks train in fp32, TF32 on CUDA); use trainer.precision=auto"),
+        (not t.compile, "trainer.compile=true is not supported by DQN (its networks are launch-bound, not "
+                        "compute-bound); drop it"),
     ]
     for ok, message in checks:
         if not ok:
@@ -67,14 +73,17 @@ class DQNTrainer:
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.info = env_info(cfg.env)
-        self.learner = Learner(build_model(cfg, self.info), cfg, self.device)
+        model = build_model(cfg, self.info)
+        self.pretrained = load_pretrained(model, cfg.backbone)  # before the target network copies it
+        self.learner = Learner(model, cfg, self.device)
         a = cfg.agent
-        self.buffer = ReplayBuffer(a.buffer_size, tuple(self.info["obs_shape"]), self.info["obs_dtype"],
-                                   a.prioritized, a.priority_alpha, a.priority_eps)
-        self.nstep = NStepAccumulator(cfg.env.num_envs, a.n_step, a.gamma)
+        self.buffer = make_replay(cfg, self.info, self.device)
+        self.nstep = NStepAccumulator(cfg.env.num_envs, a.n_step, a.gamma, tuple(self.info["obs_shape"]),
+                                      self.info["obs_dtype"])
         self.params = sum(p.numel() for p in self.learner.online.parameters())
         self.progress = Progress("return_mean", higher_is_better=True)
         self.episodes = 0
+        self.interrupted = False
         self.learn_from = a.learning_starts
         self.rng = np.random.default_rng(cfg.seed)
         self.logger = run.open_logger()
@@ -107,6 +116,7 @@ class DQNTrainer:
         restore(ckpt, self.progress)
         self.episodes = int(ckpt.get("episodes", 0))
         self.rng = np.random.default_rng([self.cfg.seed, self.step])
+        self.buffer.seed(int(self.rng.integers(2 ** 62)))
         replay = self.replay_path()
         if replay is not None and replay.is_file():
             self.buffer.load_state_dict(load_checkpoint_tensors(replay))
@@ -115,25 +125,34 @@ class DQNTrainer:
         return True
 
     # ------------------------------------------------------------------ loop
-    def _act(self, obs: np.ndarray, epsilon: float) -> tuple[np.ndarray, float]:
-        greedy, q = self.learner.act(torch.as_tensor(obs))
+    def _act(self, obs: np.ndarray, epsilon: float) -> tuple[np.ndarray, float | None]:
+        """Epsilon-greedy actions for every sub-env (and the mean greedy Q, when the net was asked).
+
+        The coin flips come first, so a step where every env explores (all of them, early on)
+        never runs the network.
+        """
         n = len(obs)
         explore = self.rng.random(n) < epsilon
-        actions = np.where(explore, self.rng.integers(0, self.info["num_actions"], n), greedy.numpy())
-        return actions, float(q.mean())
+        actions = self.rng.integers(0, self.info["num_actions"], n)
+        if explore.all():
+            return actions, None
+        greedy, q = self.learner.act(obs)
+        return np.where(explore, actions, greedy), float(q.mean())
 
     def _store(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
                terminated: np.ndarray, truncated: np.ndarray) -> None:
-        for i in range(len(obs)):
-            for transition in self.nstep.add(i, obs[i], int(actions[i]), float(rewards[i]), next_obs[i],
-                                             bool(terminated[i]), bool(truncated[i])):
-                self.buffer.add(*transition)
+        done = self.nstep.add(obs, actions, rewards, next_obs, terminated, truncated)
+        if done is not None:
+            self.buffer.add(*done)
 
     def _learn(self, rounds: int, window: dict[str, Any]) -> None:
         a, total = self.cfg.agent, self.cfg.trainer.max_steps
         beta = a.priority_beta + (1.0 - a.priority_beta) * min(1.0, self.step / total)
         for _ in range(rounds * a.gradient_steps):
-            batch = self.buffer.sample(self.cfg.data.batch_size, self.rng, self.device, beta)
+            batch = self.buffer.sample(self.cfg.data.batch_size, beta)
+            if self.buffer.device != self.device:  # replay kept on the host (data.replay_device=cpu)
+                batch = {k: v.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda"
+                         else v.to(self.device) for k, v in batch.items()}
             out = self.learner.update(batch)
             self.buffer.update_priorities(batch["indices"], out["td_errors"])
             window["loss"].append(out["loss"])
@@ -148,6 +167,7 @@ class DQNTrainer:
                    disable=not t.progress, desc="dqn")
         metrics: dict[str, float] = {}
         window: dict[str, Any] = {"loss": [], "q": [], "returns": [], "act_q": []}
+        stop = StopRequest().__enter__()  # Ctrl-C: checkpoint after this step, then stop
         try:
             obs, infos = envs.reset(seed=cfg.seed + self.step)
             lives = infos.get("lives")
@@ -155,6 +175,10 @@ class DQNTrainer:
             while self.step < t.max_steps:
                 epsilon = epsilon_at(self.step, t.max_steps, a.eps_start, a.eps_end, a.exploration_fraction)
                 actions, act_q = self._act(obs, epsilon)
+                before, after = self.step, self.step + cfg.env.num_envs
+                if after >= self.learn_from and len(self.buffer) >= cfg.data.batch_size:
+                    # Before the env step: a GPU learner's kernels then run while the CPU steps the envs.
+                    self._learn(crossed(before, after, a.train_freq), window)
                 next_obs, rewards, terminated, truncated, infos = envs.step(actions)
                 done = terminated | truncated
                 ends = terminated.copy()
@@ -164,14 +188,12 @@ class DQNTrainer:
                     ends |= (infos["lives"] < lives) & ~done
                     lives = infos["lives"]
                 self._store(obs, actions, rewards, final_observations(next_obs, infos, done), ends, truncated)
-                obs = next_obs
-                before, self.step = self.step, self.step + cfg.env.num_envs
+                obs, self.step = next_obs, after
                 for ret, _ in finished_episodes(infos):
                     window["returns"].append(ret)
                     self.episodes += 1
-                window["act_q"].append(act_q)
-                if self.step >= self.learn_from and len(self.buffer) >= cfg.data.batch_size:
-                    self._learn(crossed(before, self.step, a.train_freq), window)
+                if act_q is not None:
+                    window["act_q"].append(act_q)
                 if a.tau >= 1.0 and crossed(before, self.step, a.target_update):
                     self.learner.hard_update()
                 if crossed(before, self.step, t.log_every) or self.step >= t.max_steps:
@@ -181,9 +203,16 @@ class DQNTrainer:
                     self.progress.elapsed += time.perf_counter() - clock
                     metrics = self._evaluate_and_save(evaluator)
                     clock, last_log = time.perf_counter(), self.step
+                elif stop:
+                    self.progress.elapsed += time.perf_counter() - clock
+                    self.save(is_best=False)
+                if stop:
+                    self.interrupted = True
+                    break
                 if stop_at is not None and self.step >= stop_at:
                     break
         finally:
+            stop.__exit__()
             bar.close()
             envs.close()
             evaluator.close()
@@ -216,6 +245,18 @@ class DQNTrainer:
                    f"(best {self.progress.best:.1f})", file=sys.stderr)
         self.save(is_best)
         return metrics
+
+
+def make_replay(cfg: DQNConfig, info: dict[str, Any], device: torch.device) -> ReplayBuffer:
+    """The replay buffer on ``data.replay_device`` (``auto``: the learner's device)."""
+    a = cfg.agent
+    where = device if cfg.data.replay_device == "auto" else resolve_device(cfg.data.replay_device)
+    try:
+        return ReplayBuffer(a.buffer_size, tuple(info["obs_shape"]), info["obs_dtype"], a.prioritized,
+                            a.priority_alpha, a.priority_eps, where, seed=cfg.seed)
+    except torch.OutOfMemoryError:
+        raise UserError(f"agent.buffer_size={a.buffer_size} does not fit in {where}'s memory; lower it or keep the "
+                        "replay on the host with data.replay_device=cpu") from None
 
 
 def load_checkpoint_tensors(path: Path) -> dict[str, Any]:

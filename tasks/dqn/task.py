@@ -19,9 +19,11 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from tasks.core.export import ExportSpec
     from tasks.core.lifecycle import RunFolder
 
     from .loop import DQNTrainer
+    from .predict import DQNPredictor
 
 
 class DQNTask(Task):
@@ -34,6 +36,11 @@ class DQNTask(Task):
                "small": Budget({"trainer.max_steps": 30000, "trainer.eval_every": 3000,
                                 "backbone.options": {"width": 64, "depth": 8}})}
 
+    def check(self, cfg: DQNConfig) -> None:
+        from .loop import check_config
+
+        check_config(cfg)
+
     def build_model(self, cfg: DQNConfig, info: dict[str, Any]) -> nn.Module:
         from .model import build_model
 
@@ -44,7 +51,24 @@ class DQNTask(Task):
 
         return DQNTrainer(cfg, run)
 
-    def final_metrics(self, cfg: DQNConfig, model: nn.Module, info: dict[str, Any], run_dir: Path,
+    # deployment: rsuite export, tasks.Predictor
+    def example_inputs(self, cfg: DQNConfig, info: dict[str, Any], batch: int = 1) -> list[tuple[torch.Tensor, ...]]:
+        from .predict import example_inputs
+
+        return example_inputs(cfg, info, batch)
+
+    def export_spec(self, cfg: DQNConfig, model: nn.Module, info: dict[str, Any]) -> ExportSpec:
+        from .predict import export_spec
+
+        return export_spec(cfg, model, info)
+
+    def make_predictor(self, cfg: DQNConfig, info: dict[str, Any], device: torch.device,
+                       model: nn.Module | None = None, session: Any = None) -> DQNPredictor:
+        from .predict import make_predictor
+
+        return make_predictor(cfg, info, device, model, session)
+
+    def final_metrics(self, cfg: DQNConfig, model: nn.Module, info: dict[str, Any], run_dir: Path | None,
                       device: torch.device) -> dict[str, Any]:
         """``eval.final_episodes`` greedy episodes, seeded apart from training and in-run evaluation."""
         from .evaluate import final_evaluation

@@ -23,6 +23,7 @@ class DataConfig:
     train_set: str = ""  # librispeech folder / manifest file under root (e.g. train-clean-100)
     val_set: str = ""  # e.g. dev-clean, or val.jsonl
     batch_size: int = 16  # global batch (split over DDP processes)
+    strict: bool = False  # true: an unreadable data file is an error, not a counted skip with a warning
     num_train: int = 3000  # espeak: utterances synthesised; other datasets: > 0 keeps a seeded subset
     num_val: int = 300
     sample_rate: int = 16000  # the model's rate; any input rate is resampled to it
@@ -39,16 +40,24 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """CTC head and decoding. ``decoder``: greedy, or beam (torchaudio's flashlight-text
-    ``ctc_decoder``; lexicon-free unless ``lexicon`` is a file, ``kenlm`` an optional LM)."""
+    """CTC head and decoding.
+
+    ``decoder``: greedy (best path), or beam (torchaudio's flashlight-text ``ctc_decoder``).
+    ``lexicon``: empty (lexicon-free beam), ``corpus`` (every word of the training transcripts),
+    or a lexicon file (``word w o r d |`` per line). ``lm``: empty (none), ``corpus`` (a word
+    ``lm_order``-gram estimated from the training transcripts), or a KenLM ARPA/binary file;
+    an LM needs a lexicon. Evaluation reports greedy WER/CER beside the beam's.
+    """
 
     dropout: float = 0.0  # before the 1x1 CTC head
     decoder: str = "greedy"
     beam_size: int = 32
+    beam_threshold: float = 25.0  # drop hypotheses this far (log-score) below the best
     lexicon: str = ""
-    kenlm: str = ""
+    lm: str = ""
+    lm_order: int = 3  # lm=corpus: n-gram order
     lm_weight: float = 2.0
-    word_score: float = 0.0
+    word_score: float = 0.0  # added per emitted word (positive counters the LM's bias to few words)
 
 
 @dataclass

@@ -195,17 +195,26 @@ class SpeechDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def source(self, i: int) -> str:
+        """The audio file of utterance ``i`` (named when it cannot be read)."""
+        return self.items[i].path
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         item = self.items[i]
         return self.featurizer(item.path), torch.tensor(self.vocab.encode(item.text), dtype=torch.long)
 
 
+PAD_FRAMES = 32  # batches are padded to a multiple of this many frames: few distinct shapes for cuDNN / compile
+
+
 def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
-    """Zero-pad to the longest item: ``(features (N, n_mels, T), frames (N,), targets (N, L), lengths (N,))``."""
+    """Zero-pad past the longest item to a multiple of :data:`PAD_FRAMES`:
+    ``(features (N, n_mels, T), frames (N,), targets (N, L), lengths (N,))``."""
     feats, targets = zip(*batch)
     frames = torch.tensor([f.shape[-1] for f in feats])
     lengths = torch.tensor([len(t) for t in targets])
-    padded = feats[0].new_zeros(len(feats), feats[0].shape[0], int(frames.max()))
+    longest = -(-int(frames.max()) // PAD_FRAMES) * PAD_FRAMES
+    padded = feats[0].new_zeros(len(feats), feats[0].shape[0], longest)
     for i, f in enumerate(feats):
         padded[i, :, : f.shape[-1]] = f
     return padded, frames, torch.nn.utils.rnn.pad_sequence(list(targets), batch_first=True), lengths

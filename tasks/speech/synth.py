@@ -185,13 +185,24 @@ def generate(out_dir: Path, seed: int, num_train: int, num_val: int, sample_rate
 def embedded_corpus(seed: int, num_train: int, num_val: int, sample_rate: int = 16000) -> Path:
     """The cached corpus folder for these settings, generated on first use (and only then)."""
     key = corpus_key(seed, num_train, num_val, sample_rate)
-    folder = cache_dir("speech", key)
+    folder = cache_dir("speech") / key
     done = folder / "corpus.json"
     if done.is_file() and json.loads(done.read_text()).get("key") == key:
         return folder
+    import shutil
     import sys
 
     print(f"synthesising the eSpeak NG corpus ({num_train} + {num_val} utterances) into {folder}", file=sys.stderr)
-    generate(folder, seed, num_train, num_val, sample_rate)
-    done.write_text(json.dumps({"key": key, "num_train": num_train, "num_val": num_val}))  # written last: complete
+    # built beside the cache and renamed into place when complete: a concurrent reader (another rank,
+    # another run) sees no corpus or the whole corpus, never half of it
+    tmp = folder.with_name(f".{key}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    generate(tmp, seed, num_train, num_val, sample_rate)
+    (tmp / "corpus.json").write_text(json.dumps({"key": key, "num_train": num_train, "num_val": num_val}))
+    if folder.exists() and not done.is_file():
+        shutil.rmtree(folder, ignore_errors=True)  # a half-written corpus of an older, in-place writer
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process renamed its complete corpus first
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -25,6 +25,7 @@ class DataConfig:
     root: str = ""
     scale: int = 2  # 2, 3 or 4
     batch_size: int = 16  # global batch of training patches (split over DDP processes)
+    strict: bool = False  # true: an unreadable data file is an error, not a counted skip with a warning
     patch_size: int = 96  # HR patch side; the LR patch is patch_size / scale
     patches_per_image: int = 64  # random patches per training image per epoch
     augment: bool = True  # flips and 90-degree rotations, identical on HR and LR

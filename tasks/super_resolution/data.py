@@ -195,6 +195,10 @@ class PatchPairs(Dataset):
     def __len__(self) -> int:
         return len(self.pairs) * self.per_image
 
+    def source(self, index: int) -> str:
+        """The HR image behind patch ``index`` (named when it cannot be read)."""
+        return str(self.pairs[index // self.per_image].hr)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = index // self.per_image
         lr, hr = self.cache[i] if self.cache is not None else self.pairs[i].load(self.scale)

@@ -102,8 +102,7 @@ class SuperResolutionNet(nn.Module):
 
 def build_model(cfg: SuperResolutionConfig, info: dict[str, Any]) -> nn.Module:
     """The SR network for ``cfg`` (body from the registry, head from ``cfg.model``, scale from the data)."""
-    if cfg.model.loss not in LOSSES:
-        raise UserError(f"model.loss={cfg.model.loss!r} is not valid; choose one of: {', '.join(LOSSES)}")
+    check_settings(cfg)
     body = build_backbone(cfg.backbone, "image", in_channels=info.get("in_channels", 3))
     net = SuperResolutionNet(body, info["scale"], info.get("mean", DEFAULT_MEAN), cfg.model.global_residual,
                              cfg.model.tile, cfg.model.tile_overlap)
@@ -111,6 +110,16 @@ def build_model(cfg: SuperResolutionConfig, info: dict[str, Any]) -> nn.Module:
 
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+
+
+def check_settings(cfg: SuperResolutionConfig) -> None:
+    """Loss and patch settings that cannot work, found before any image is read."""
+    if cfg.model.loss not in LOSSES:
+        raise UserError(f"model.loss={cfg.model.loss!r} is not valid; choose one of: {', '.join(LOSSES)}")
+    size, scale = cfg.data.patch_size, cfg.data.scale
+    if size % scale:
+        raise UserError(f"data.patch_size={size} must divide by data.scale={scale}; "
+                        f"use {size - size % scale or scale * 16}")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -121,10 +130,10 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
-         cfg: SuperResolutionConfig) -> tuple[torch.Tensor, dict[str, float]]:
+         cfg: SuperResolutionConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``model.loss``: L1 (EDSR: sharper than MSE) or MSE between the network output and the HR patch."""
     lr, hr = batch
     sr = model(lr)
     value = LOSSES[cfg.model.loss](sr, hr)
     mse = F.mse_loss(sr.detach().float().clamp(0, 1), hr.float())
-    return value, {"psnr_rgb": float(-10.0 * torch.log10(mse.clamp_min(1e-10)))}
+    return value, {"psnr_rgb": -10.0 * torch.log10(mse.clamp_min(1e-10))}  # a device tensor: no sync per step

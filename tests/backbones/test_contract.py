@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import backbones
+from backbones.testing import check_contract
 
 #: names whose full-size forward is too heavy for a CPU test at default width
 HEAVY = {"resnet1202", "edsr", "wide_resnet28_10", "resnext101_32x8d", "quartznet15x5"}
@@ -17,43 +18,11 @@ def _input(model: torch.nn.Module, size: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", backbones.names())
 def test_feature_contract(name: str) -> None:
+    # The public helper plugin authors use: it raises with one line per violation.
     torch.manual_seed(0)
     model = backbones.create(name)
     assert backbones.entry(name).modality == model.modality
-    size = 32 if name not in HEAVY else 16
-    x = _input(model, size)
-    feats = model(x)
-    assert isinstance(feats, list) and len(feats) == len(model.feature_info)
-    assert model.num_features == model.feature_info[-1].channels
-    for f, info in zip(feats, model.feature_info):
-        assert f.shape[1] == info.channels
-        if model.modality == "image":
-            assert f.shape[-1] == -(-size // info.stride)
-        elif model.modality == "sequence":
-            assert f.shape[-1] == -(-x.shape[-1] // info.stride)
-        assert torch.isfinite(f).all()
-    sum(f.float().mean() for f in feats).backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads)
-
-    # forward_intermediates: the stem level as stem_info says, then exactly forward's stages.
-    # Same (training) mode and no dropout by default, so both passes compute the same numbers.
-    stem_info = model.stem_info
-    assert stem_info.module == "" or isinstance(getattr(model, stem_info.module), torch.nn.Module)
-    assert all(info.stride % stem_info.stride == 0 for info in model.feature_info)
-    with torch.no_grad():
-        stem, stages = model.forward_intermediates(x)
-        assert stem.shape[:2] == (x.shape[0], stem_info.channels)
-        if model.modality != "vector":
-            assert stem.shape[-1] == -(-x.shape[-1] // stem_info.stride)
-        assert len(stages) == len(feats)
-        for ours, reference in zip(stages, feats):
-            assert torch.allclose(ours, reference, atol=1e-5, rtol=1e-4)
-        # Stopping early yields a prefix of the same stages.
-        _, first = model.forward_intermediates(x, num_stages=1)
-        assert len(first) == 1 and torch.allclose(first[0], feats[0], atol=1e-5, rtol=1e-4)
-    if model.modality != "vector":  # the output-length rule holds along any strided axis
-        assert model.output_lengths(torch.tensor([x.shape[-1]])).item() == feats[-1].shape[-1]
+    check_contract(model, _input(model, 32 if name not in HEAVY else 16).shape)
 
 
 @pytest.mark.parametrize("name", backbones.names("sequence"))

@@ -1,7 +1,7 @@
 """Every benchmark script runs end to end at a tiny budget and prints its table.
 
 The benchmarks are where README numbers come from; running each for a few steps in
-``make test`` (about a minute for all five) keeps them working as the code changes.
+``make test`` (about a minute for all six) keeps them working as the code changes.
 """
 
 import os
@@ -18,11 +18,15 @@ CASES = {
                             "--warmup", "0", "--models", "resnet18,resnet56", "--threads", "1"],
     "detection_vs_torchvision": ["--steps", "2", "--threads", "1", "data.num_train=16", "data.num_val=8",
                                  "data.image_size=64", "trainer.progress=false"],
+    "segmentation_vs_smp": ["--steps", "2", "--threads", "1", "data.num_train=8", "data.num_val=4",
+                            "data.image_size=64", "data.min_object_size=12", "data.max_object_size=28",
+                            "data.batch_size=2", "data.crop_size=32"],
     "sr_quality": ["--backbone", "edsr_tiny", "--steps", "2", "--batch-size", "2", "--patch-size", "32",
                    "--threads", "1"],
     "speech_plain_vs_residual": ["--steps", "2", "--num-train", "32", "--num-val", "8", "--threads", "1"],
     "dqn_vs_sb3": ["--seeds", "0", "--steps", "300", "--eval-every", "150", "--eval-episodes", "2",
                    "--final-episodes", "2"],
+    "engine_throughput": ["--steps", "2", "--rounds", "1"],
 }
 
 

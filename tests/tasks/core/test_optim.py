@@ -23,6 +23,14 @@ def test_step_schedule() -> None:
     assert [lr_factor(s, 64000, cfg) for s in (0, 31999, 32000, 48000)] == pytest.approx([1, 1, 0.1, 0.01])
 
 
+def test_poly_schedule_after_warmup() -> None:
+    cfg = OptimConfig(schedule="poly", warmup_steps=10)  # DeepLab's (1 - t)^0.9
+    assert lr_factor(9, 110, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, 110, cfg) == pytest.approx(1.0)
+    assert lr_factor(60, 110, cfg) == pytest.approx(0.5**0.9)
+    assert lr_factor(110, 110, cfg) == pytest.approx(0.0)
+
+
 def test_bad_schedule_and_optimizer_names() -> None:
     with pytest.raises(UserError, match=r"optim\.schedule"):
         lr_factor(0, 10, OptimConfig(schedule="linear"))

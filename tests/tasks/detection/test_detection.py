@@ -160,7 +160,7 @@ def test_trainable_stages_and_frozen_bn() -> None:
 
     from tasks.detection.model import build_model
 
-    cfg = load_config(DetectionConfig, None, ["model.trainable_stages=1", "model.frozen_bn=true"])
+    cfg = load_config(DetectionConfig, None, ["backbone.trainable_stages=1", "backbone.frozen_bn=true"])
     model = build_model(cfg, {"num_classes": 3, "image_size": 64, "dataset": "scenes"})
     body = model.backbone.body
     assert not body.conv1.weight.requires_grad and not body.layer3[0].conv1.weight.requires_grad
@@ -201,7 +201,7 @@ def test_user_coco_trains_on_aspect_grouped_batches(tmp_path) -> None:
         "data.dataset=coco", f"data.root={tmp_path / 'data'}", "data.batch_size=4", "data.augment=false",
         "model.fpn_channels=16", "model.min_size=32", "model.max_size=48", "trainer.max_steps=2",
         "trainer.eval_every=2", "trainer.progress=false", "trainer.threads=1", f"trainer.runs_dir={tmp_path}"])
-    trainer = Trainer(TASK, cfg, RunFolder(tmp_path / "run", TASK.name))
+    trainer = Trainer(TASK, cfg, RunFolder.claim(tmp_path / "run", TASK.name, resume=False))
     assert isinstance(trainer.sampler, GroupedBatchSampler) and trainer.steps_per_epoch == 4
     shapes = [{tuple(im.shape) for im in images} for images, _ in trainer.train_loader]
     assert len(shapes) == 4 and all(len(s) == 1 for s in shapes)  # every batch is all-portrait or all-landscape

@@ -12,14 +12,16 @@ from tasks.dqn.config import DQNConfig
 from tasks.dqn.data import check_env_id
 from tasks.dqn.model import build_model
 from tasks.dqn.replay import NStepAccumulator, ReplayBuffer
+from tasks.dqn.sumtree import SumTree
 
 
 def test_n_step_returns_by_hand() -> None:
-    acc = NStepAccumulator(num_envs=1, n=3, gamma=0.5)
-    obs = [np.array([float(i)]) for i in range(5)]
+    acc = NStepAccumulator(num_envs=1, n=3, gamma=0.5, obs_shape=(1,))
+    obs = [np.array([[float(i)]]) for i in range(5)]
     out = []
     for t, r in enumerate([1.0, 2.0, 3.0, 4.0]):
-        out += acc.add(0, obs[t], t, r, obs[t + 1], terminated=(t == 3), truncated=False)
+        batch = acc.add(obs[t], np.array([t]), np.array([r]), obs[t + 1], np.array([t == 3]), np.array([False]))
+        out += [] if batch is None else list(zip(*batch))
     # (start obs, action, reward_n, next obs, discount)
     expected = [(0, 0, 1 + 0.5 * 2 + 0.25 * 3, 3, 0.125),  # full 3 steps, bootstraps from s3
                 (1, 1, 2 + 0.5 * 3 + 0.25 * 4, 4, 0.0),  # reaches the terminal step: no bootstrap
@@ -31,68 +33,145 @@ def test_n_step_returns_by_hand() -> None:
         assert r == pytest.approx(er) and d == pytest.approx(ed)
 
 
-def test_truncation_still_bootstraps() -> None:
-    acc = NStepAccumulator(num_envs=2, n=2, gamma=0.9)
-    assert acc.add(1, np.zeros(1), 0, 1.0, np.ones(1), False, False) == []  # env 1: one step pending
-    out = acc.add(1, np.ones(1), 1, 2.0, np.full(1, 2.0), False, True)  # time limit hit
-    assert [round(t[2], 6) for t in out] == [1 + 0.9 * 2, 2.0]
-    assert [round(t[4], 6) for t in out] == [0.81, 0.9]  # gamma^m, not 0: truncation is not termination
-    assert not acc.queues[0] and not acc.queues[1]  # the episode end flushed env 1
+def test_truncation_still_bootstraps_and_envs_stay_apart() -> None:
+    acc = NStepAccumulator(num_envs=2, n=2, gamma=0.9, obs_shape=(1,))
+    zeros, no = np.zeros((2, 1)), np.zeros(2, bool)
+    # env 0 terminates at once; env 1 has one step pending
+    out = acc.add(zeros, np.array([5, 6]), np.array([7.0, 1.0]), zeros + 1, np.array([True, False]), no)
+    assert out[1].tolist() == [5] and out[2].tolist() == [7.0] and out[4].tolist() == [0.0]
+    out = acc.add(zeros + 1, np.array([0, 1]), np.array([0.0, 2.0]), zeros + 2, no, np.array([False, True]))
+    # env 1 hit its time limit: both pending starts flush and bootstrap with gamma^m, not 0
+    assert out[1].tolist() == [6, 1] and np.allclose(out[2], [1 + 0.9 * 2, 2.0])
+    assert np.allclose(out[4], [0.81, 0.9]) and out[3][:, 0].tolist() == [2.0, 2.0]
+    assert acc.count.tolist() == [1, 0]  # env 0's new episode has one step pending; env 1 flushed
+
+
+def test_n_step_vectorised_matches_one_env_at_a_time() -> None:
+    """Eight envs with random rewards and episode ends give the same transitions as eight single-env streams."""
+    rng = np.random.default_rng(0)
+    envs, steps, n, gamma = 8, 200, 3, 0.9
+    rewards = rng.normal(size=(steps, envs))
+    term, trunc = rng.random((steps, envs)) < 0.1, rng.random((steps, envs)) < 0.05
+    obs = rng.normal(size=(steps + 1, envs, 2))
+    together = NStepAccumulator(envs, n, gamma, (2,))
+    joint = []
+    for t in range(steps):
+        out = together.add(obs[t], np.full(envs, t), rewards[t], obs[t + 1], term[t], trunc[t])
+        if out is not None:
+            joint += [(round(float(o[0]), 9), int(a), round(float(r), 9), round(float(d), 9))
+                      for o, a, r, d in zip(out[0], out[1], out[2], out[4])]
+    single = []
+    for e in range(envs):
+        acc = NStepAccumulator(1, n, gamma, (2,))
+        for t in range(steps):
+            out = acc.add(obs[t, e:e + 1], np.array([t]), rewards[t, e:e + 1], obs[t + 1, e:e + 1], term[t, e:e + 1],
+                          trunc[t, e:e + 1])
+            if out is not None:
+                single += [(round(float(o[0]), 9), int(a), round(float(r), 9), round(float(d), 9))
+                           for o, a, r, d in zip(out[0], out[1], out[2], out[4])]
+    assert sorted(joint) == sorted(single) and len(joint) > steps * envs * 0.9
+
+
+def _add(buf: ReplayBuffer, obs, action: int, reward: float, next_obs, discount: float) -> None:
+    buf.add(np.asarray(obs)[None], np.array([action]), np.array([reward], np.float32), np.asarray(next_obs)[None],
+            np.array([discount], np.float32))
 
 
 def test_replay_ring_and_uniform_sampling() -> None:
     buf = ReplayBuffer(3, (2,), "float32")
     for i in range(5):  # overwrites the two oldest
-        buf.add(np.full(2, i, np.float32), i % 2, float(i), np.full(2, i + 1, np.float32), 0.99)
+        _add(buf, np.full(2, i, np.float32), i % 2, float(i), np.full(2, i + 1, np.float32), 0.99)
     assert len(buf) == 3 and sorted(buf.rewards.tolist()) == [2.0, 3.0, 4.0]
-    batch = buf.sample(64, np.random.default_rng(0), torch.device("cpu"))
+    batch = buf.sample(64)
     assert set(batch["rewards"].tolist()) == {2.0, 3.0, 4.0}
     assert torch.equal(batch["next_obs"][:, 0], batch["obs"][:, 0] + 1)
     assert torch.equal(batch["weights"], torch.ones(64))
+    # a batch that wraps around the ring's end lands in order: slots 2, 0, 1 get 10, 11, 12
+    buf.add(np.zeros((3, 2), np.float32), np.zeros(3), np.array([10.0, 11.0, 12.0]), np.zeros((3, 2), np.float32),
+            np.zeros(3))
+    assert buf.rewards.tolist() == [11.0, 12.0, 10.0] and buf.pos == 2
 
 
 def test_stacked_frames_are_stored_once_as_uint8() -> None:
     buf = ReplayBuffer(4, (4, 3, 3), np.uint8)
     frames = np.arange(5, dtype=np.uint8)[:, None, None] * np.ones((1, 3, 3), np.uint8)
-    buf.add(frames[:4], 1, 1.0, frames[1:], 0.9)
-    assert buf.obs.dtype == np.uint8 and buf.next_obs.shape == (4, 1, 3, 3)  # only the new frame
-    batch = buf.sample(2, np.random.default_rng(0), torch.device("cpu"))
+    _add(buf, frames[:4], 1, 1.0, frames[1:], 0.9)
+    assert buf.obs.dtype == torch.uint8 and buf.next_obs.shape == (4, 1, 3, 3)  # only the new frame
+    batch = buf.sample(2)
     assert batch["next_obs"].dtype == torch.uint8
     assert batch["next_obs"][0, :, 0, 0].tolist() == [1, 2, 3, 4]
 
 
 def test_prioritized_sampling_and_importance_weights() -> None:
     buf = ReplayBuffer(2, (1,), "float32", prioritized=True, alpha=1.0, eps=0.0)
-    buf.add(np.zeros(1), 0, 0.0, np.zeros(1), 0.0)
-    buf.add(np.ones(1), 1, 1.0, np.ones(1), 0.0)
+    _add(buf, np.zeros(1), 0, 0.0, np.zeros(1), 0.0)
+    _add(buf, np.ones(1), 1, 1.0, np.ones(1), 0.0)
     buf.update_priorities(torch.tensor([0, 1]), torch.tensor([1.0, -3.0]))  # P = 1/4, 3/4
-    batch = buf.sample(4000, np.random.default_rng(0), torch.device("cpu"), beta=1.0)
+    batch = buf.sample(4000, beta=1.0)
     share = float((batch["indices"] == 1).float().mean())
     assert share == pytest.approx(0.75, abs=0.03)
     # w = (N P)^-1 / max w: (2/4)^-1 = 2 is the largest, (6/4)^-1 = 2/3 -> 1/3 after normalising
     w = {int(i): float(v) for i, v in zip(batch["indices"], batch["weights"])}
     assert w[0] == pytest.approx(1.0) and w[1] == pytest.approx(1 / 3)
+    assert float(buf.max_priority) == 3.0
 
 
-class _Fixed(nn.Module):
-    """Returns the same Q table for every observation (for hand-computed targets)."""
+def test_sum_tree_sampling_frequencies_match_priorities() -> None:
+    """Chi-square test of 200k stratified draws over 1000 leaves against p / sum(p) (fixed seed)."""
+    tree = SumTree(1000, max_fanout=8)  # 4 levels of 1296 leaves: 296 spare leaves must never be drawn
+    gen = torch.Generator().manual_seed(0)
+    p = torch.rand(1000, generator=gen, dtype=torch.float64) ** 3  # skewed: ratios up to 1e6+
+    p[::7] = 0.0  # empty leaves are never drawn
+    tree.update(torch.arange(1000), p)
+    assert float(tree.total()) == pytest.approx(float(p.sum()), rel=1e-12)
+    draws = torch.cat([tree.sample(1000, gen) for _ in range(200)])
+    assert int(draws.min()) >= 0 and int(draws.max()) < 1000
+    counts = torch.bincount(draws, minlength=1000).double()
+    assert counts[::7].sum() == 0
+    expected = p / p.sum() * len(draws)
+    keep = expected > 5  # the chi-square approximation needs >= 5 expected per cell
+    chi2 = float(((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum())
+    dof = int(keep.sum()) - 1
+    # mean dof, sd sqrt(2 dof); stratified draws are *less* variable than independent ones
+    assert chi2 < dof + 4 * (2 * dof) ** 0.5, (chi2, dof)
+    assert float(counts[~keep].sum()) <= float(expected[~keep].sum()) * 1.5 + 20
 
-    def __init__(self, table: list[list[float]]) -> None:
-        super().__init__()
-        self.table = torch.tensor(table)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.table[obs.long().squeeze(1)]
+@pytest.mark.parametrize("fanout", [2, 3, 64])
+def test_sum_tree_update_and_find_by_hand(fanout: int) -> None:
+    tree = SumTree(5, max_fanout=fanout)  # binary: 3 levels of 8 leaves; 3-ary: 2 of 9; 64-ary: 1 of 5
+    assert tree.fanout ** tree.depth >= 5 and tree.fanout <= fanout
+    tree.update(torch.tensor([0, 1, 2, 3, 4]), torch.tensor([1.0, 2.0, 0.0, 3.0, 4.0]))
+    assert float(tree.total()) == 10.0
+    # prefix sums 0 | 1 | 3 | 3 | 6 | 10: mass m falls into the leaf whose segment holds it
+    mass = torch.tensor([0.0, 0.99, 1.0, 2.5, 3.0, 5.99, 6.0, 9.99, 10.0, 11.0], dtype=torch.float64)
+    assert tree.find(mass).tolist() == [0, 0, 1, 1, 3, 3, 4, 4, 4, 4]  # never leaf 2 (empty) or a spare one
+    tree.update(torch.tensor([4, 4, 0]), torch.tensor([0.5, 0.5, 0.0]))  # repeated index, a leaf emptied
+    assert float(tree.total()) == 5.5 and tree.values(torch.arange(5)).tolist() == [0.0, 2.0, 0.0, 3.0, 0.5]
+    assert tree.find(torch.tensor([0.0, 1.99, 2.0, 5.4, 7.0])).tolist() == [1, 1, 3, 4, 4]
+
+
+def test_replay_priorities_survive_save_and_resume() -> None:
+    buf = ReplayBuffer(8, (1,), "float32", prioritized=True, alpha=0.5, eps=0.0)
+    buf.add(np.arange(6, dtype=np.float32)[:, None], np.arange(6), np.zeros(6), np.zeros((6, 1)), np.zeros(6))
+    buf.update_priorities(torch.tensor([0, 2, 5]), torch.tensor([4.0, 9.0, 0.25]))
+    state = buf.state_dict()
+    assert state["priorities"].tolist() == pytest.approx([4.0, 1.0, 9.0, 1.0, 1.0, 0.25])
+    back = ReplayBuffer(8, (1,), "float32", prioritized=True, alpha=0.5, eps=0.0, seed=3)
+    back.load_state_dict(state)
+    assert len(back) == 6 and back.pos == 6 and float(back.max_priority) == 9.0
+    assert all(torch.equal(a, b) for a, b in zip(back.tree.levels, buf.tree.levels)) and torch.equal(back.obs[:6], buf.obs[:6])
+    buf.seed(3)
+    assert torch.equal(back.sample(16)["indices"], buf.sample(16)["indices"])  # same tree, same stream
 
 
 def test_double_dqn_target_by_hand() -> None:
-    online = _Fixed([[1.0, 5.0, 2.0], [3.0, 0.0, 1.0]])  # picks actions 1 and 0
-    target = _Fixed([[10.0, 4.0, 20.0], [7.0, 8.0, 9.0]])
-    next_obs = torch.tensor([[0.0], [1.0]])
+    online = torch.tensor([[1.0, 5.0, 2.0], [3.0, 0.0, 1.0]])  # picks actions 1 and 0
+    target = torch.tensor([[10.0, 4.0, 20.0], [7.0, 8.0, 9.0]])
     rewards, discounts = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.0])
-    double = td_targets(online, target, rewards, next_obs, discounts, double=True)
+    double = td_targets(target, online, rewards, discounts)
     assert double.tolist() == [1 + 0.5 * 4.0, 2.0]  # target's value of the online net's choice
-    vanilla = td_targets(online, target, rewards, next_obs, discounts, double=False)
+    vanilla = td_targets(target, None, rewards, discounts)
     assert vanilla.tolist() == [1 + 0.5 * 20.0, 2.0]  # max of the target net
 
 
@@ -112,7 +191,7 @@ def test_q_networks_residual_plain_dueling() -> None:
     pix = load_config(DQNConfig, None, ["backbone.name=impala_cnn", "model.hidden=16"])
     net = build_model(pix, {"obs_shape": [4, 84, 84], "num_actions": 6, "pixels": True})
     assert net(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
-    with pytest.raises(UserError, match="impala_cnn"):
+    with pytest.raises(UserError, match=r"resmlp.* vector backbone; .*image"):
         build_model(cfg, {"obs_shape": [4, 84, 84], "num_actions": 6, "pixels": True})
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tasks.core.config import load_config
-from tasks.speech.config import ModelConfig, SpeechConfig
+from tasks.speech.config import SpeechConfig
 from tasks.speech.decode import greedy_decode, make_decoder
 from tasks.speech.evaluate import evaluate
 from tasks.speech.model import CTCModel, build_model, ctc_loss
@@ -43,7 +43,7 @@ def test_greedy_decoding_of_a_hand_made_matrix() -> None:
 def test_beam_decoder_agrees_with_greedy_on_a_peaked_matrix() -> None:
     pytest.importorskip("flashlight.lib.text")
     logits = _one_hot("-cc-aa-t- -s-a-t-")
-    beam = make_decoder(ModelConfig(decoder="beam", beam_size=8), VOCAB)
+    beam = make_decoder(load_config(SpeechConfig, None, ["model.decoder=beam", "model.beam_size=8"]), VOCAB)
     assert beam(logits, torch.tensor([logits.shape[-1]])) == ["cat sat"]
 
 

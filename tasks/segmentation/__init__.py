@@ -1,0 +1,1 @@
+"""Semantic segmentation: segmentation-models-pytorch architectures on the registry's image backbones."""
