@@ -28,6 +28,8 @@ PathLike = (str, Path)
 def read_image(path: str | Path, channels: int) -> torch.Tensor:
     """A PNG/JPEG file as uint8 ``(channels, H, W)`` (gray or RGB); a one-line error otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give image files (e.g. {path}/*.png)")
     if not path.is_file():
         raise UserError(f"image {str(path)!r} does not exist; give paths to PNG or JPEG files")
     try:

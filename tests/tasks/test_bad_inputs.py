@@ -266,3 +266,16 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_run(rsuite, tmp_path, monkey
 
 def test_there_are_many_cases() -> None:
     assert len(CASES) >= 60
+
+
+def test_predict_inputs_and_outputs_are_named_clearly(tmp_path) -> None:
+    from tasks.core.errors import UserError
+    from tasks.core.predict import read_image
+    from tasks.detection.predict import _output_path
+
+    with pytest.raises(UserError, match="is a folder"):
+        read_image(tmp_path, 3)
+    with pytest.raises(UserError, match=r"neither a \.png name nor a folder"):
+        _output_path(tmp_path / "a.png", tmp_path / "result", 1)
+    assert _output_path(tmp_path / "a.png", tmp_path / "one.png", 1) == tmp_path / "one.png"
+    assert _output_path(tmp_path / "a.png", tmp_path / "many", 2) == tmp_path / "many" / "a_detections.png"
