@@ -115,8 +115,8 @@ def _output_path(path: Path, out: Path | None, count: int) -> Path:
         return out
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder; give a .png name (one input) or a folder")
-    if not out.exists() and (out.suffix or count == 1):
-        raise UserError(f"--out {out} is neither a .png name nor a folder; give x.png for one image, or an existing "
-                        "folder (or a name ending in /) for several")
+    if not out.exists() and out.suffix:  # result.jpg: a file name, but not one this command writes
+        raise UserError(f"--out {out} is neither a .png name nor a folder; give x.png for one image, or a folder "
+                        "name (no suffix) for several")
     out.mkdir(parents=True, exist_ok=True)
     return out / f"{path.stem}_detections.png"

@@ -276,6 +276,6 @@ def test_predict_inputs_and_outputs_are_named_clearly(tmp_path) -> None:
     with pytest.raises(UserError, match="is a folder"):
         read_image(tmp_path, 3)
     with pytest.raises(UserError, match=r"neither a \.png name nor a folder"):
-        _output_path(tmp_path / "a.png", tmp_path / "result", 1)
+        _output_path(tmp_path / "a.png", tmp_path / "result.jpg", 1)
     assert _output_path(tmp_path / "a.png", tmp_path / "one.png", 1) == tmp_path / "one.png"
     assert _output_path(tmp_path / "a.png", tmp_path / "many", 2) == tmp_path / "many" / "a_detections.png"
