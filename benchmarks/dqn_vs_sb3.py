@@ -3,8 +3,13 @@
 What: for each seed, both agents train for ``--steps`` environment steps. Every ``--eval-every``
 steps the greedy policy plays ``--eval-episodes`` episodes (the same episode seeds for both);
 we report the environment steps until that mean first reaches ``--solved`` (475), the training
-wall time to that point (evaluation time excluded for both), and the mean return of the final
-network over ``--final-episodes`` (100) greedy episodes.
+wall time to that point (evaluation time excluded for both), the training speed in environment
+steps per second over the whole run (``--steps`` / training wall seconds, evaluation excluded;
+acting, replay and learning included), and the mean return of the final network over
+``--final-episodes`` (100) greedy episodes. The last line gives ours/SB3 of the median speeds.
+
+Both do the same learning work per environment step: one gradient step on a batch of 64 per
+two environment steps (ours: ``train_freq=2``; SB3: 128 gradient steps every 256 env steps).
 
 SB3 runs with the rl-zoo3 CartPole-v1 hyperparameters (lr 2.3e-3, batch 64, buffer 100k,
 learning_starts 1000, target update 10, train_freq 256, gradient_steps 128, exploration
@@ -124,19 +129,30 @@ def fmt(value: float | None, spec: str) -> str:
 
 def table(results: dict[str, dict[int, dict]], args: argparse.Namespace) -> list[str]:
     lines = [f"| agent | seed | steps to {args.solved:g} | train s to {args.solved:g} | total train s "
-             f"| final {args.final_episodes}-ep mean |", "|---|---|---|---|---|---|"]
+             f"| env steps/s | final {args.final_episodes}-ep mean |", "|---|---|---|---|---|---|---|"]
+    speeds: dict[str, float] = {}
     for agent, by_seed in results.items():
         for seed, r in by_seed.items():
             steps, secs = first_solved(r["curve"], args.solved)
             lines.append(f"| {agent} | {seed} | {fmt(steps, 'd')} | {fmt(secs, '.1f')} | "
-                         f"{fmt(r['total_seconds'], '.1f')} | {r['final']:.1f} |")
+                         f"{fmt(r['total_seconds'], '.1f')} | {fmt(steps_per_s(r, args), '.0f')} | {r['final']:.1f} |")
         solved = [first_solved(r["curve"], args.solved) for r in by_seed.values()]
         reached = [s for s in solved if s[0] is not None]
         med_steps = statistics.median(s[0] for s in reached) if reached else None
         med_secs = statistics.median(s[1] for s in reached) if reached else None
+        rates = [v for v in (steps_per_s(r, args) for r in by_seed.values()) if v is not None]
+        speeds[agent] = statistics.median(rates) if rates else float("nan")
         lines.append(f"| **{agent}** | solved {len(reached)}/{len(solved)} | median {fmt(med_steps, '.0f')} | "
-                     f"median {fmt(med_secs, '.1f')} | | mean {np.mean([r['final'] for r in by_seed.values()]):.1f} |")
+                     f"median {fmt(med_secs, '.1f')} | | median {speeds[agent]:.0f} | "
+                     f"mean {np.mean([r['final'] for r in by_seed.values()]):.1f} |")
+    if {"ours", "sb3"} <= set(speeds):
+        lines += ["", f"Training speed, ours / SB3 (median env steps/s): **{speeds['ours'] / speeds['sb3']:.2f}x**"]
     return lines
+
+
+def steps_per_s(r: dict, args: argparse.Namespace) -> float | None:
+    """Environment steps per second of training over the whole run (evaluation excluded)."""
+    return args.steps / r["total_seconds"] if r.get("total_seconds") else None
 
 
 def write_section(path: Path, body: list[str]) -> None:

@@ -11,7 +11,10 @@ prioritised ``sample(batch)`` followed by ``update_priorities`` with fresh TD er
   (random frames), so the gathers read committed memory. Capacities whose frames do not fit in
   ``--max-buffer-gb`` are left out of this column (1M transitions are 35 GB);
 * ``O(N) sampler``: the sampler this replaced (``p ** alpha``, normalise, ``Generator.choice``
-  over all ``N`` priorities, then the scatter of new priorities), for contrast.
+  over all ``N`` priorities, then the scatter of new priorities), for contrast;
+* ``torchrl``: torchrl's ``PrioritizedSampler`` (a C++ sum-tree and min-tree, CPU only), when
+  torchrl is importable - the dependency the issue weighed against a tree of our own. It is not
+  a dependency of this project; install it elsewhere to compare (``--torchrl``).
 
 The timed blocks of the contenders are interleaved per repeat, so machine drift hits them alike.
 The growth factor per 10x capacity shows the scaling: 10x for a linear cost, ~1x for a
@@ -37,8 +40,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.dqn.replay import ReplayBuffer  # noqa: E402
-from tasks.dqn.sumtree import SumTree  # noqa: E402
+from tasks.dqn.replay import ReplayBuffer
+from tasks.dqn.sumtree import SumTree
 
 FRAMES = (4, 84, 84)
 BYTES_PER_TRANSITION = (FRAMES[0] + 1) * FRAMES[1] * FRAMES[2]  # the stack + the one new frame
@@ -104,6 +107,24 @@ def linear_step(capacity: int, batch: int) -> Callable[[], None]:
     return step
 
 
+def torchrl_step(capacity: int, batch: int) -> Callable[[], None]:
+    """torchrl's sampler on a storage of ``capacity`` items (the sampler only reads its length)."""
+    from torchrl.data import TensorStorage
+    from torchrl.data.replay_buffers.samplers import PrioritizedSampler
+
+    storage = TensorStorage(torch.zeros(capacity))
+    sampler = PrioritizedSampler(capacity, alpha=0.6, beta=0.5)
+    sampler.extend(torch.arange(capacity))
+    gen = torch.Generator().manual_seed(0)
+    sampler.update_priority(torch.arange(capacity), torch.rand(capacity, generator=gen) ** 3 + 1e-6)
+
+    def step() -> None:
+        index, _ = sampler.sample(storage, batch)
+        sampler.update_priority(index, torch.rand(batch, generator=gen))
+
+    return step
+
+
 def time_us(step: Callable[[], None], iters: int, device: torch.device) -> float:
     sync(device)
     start = time.perf_counter()
@@ -121,7 +142,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("tree", "sum-tree alone"), ("buffer", "full buffer (uint8 frames)"),
-                       ("linear", "previous O(N) sampler")):
+                       ("linear", "previous O(N) sampler"), ("torchrl", "torchrl PrioritizedSampler")):
         pts = [(r["capacity"], r[key]) for r in rows if r.get(key) is not None]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=label)
@@ -145,6 +166,7 @@ def main() -> None:
     p.add_argument("--max-buffer-gb", type=float, default=4.0,
                    help="full buffers larger than this are skipped (the machine's memory)")
     p.add_argument("--no-linear", action="store_true", help="skip the previous O(N) sampler")
+    p.add_argument("--torchrl", action="store_true", help="add torchrl's PrioritizedSampler (must be importable)")
     p.add_argument("--out", type=Path, help="Markdown file to write the table to (PNG beside it)")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -161,6 +183,8 @@ def main() -> None:
                   file=sys.stderr)
         if not args.no_linear and device.type == "cpu":
             contenders["linear"] = linear_step(capacity, args.batch)
+        if args.torchrl:
+            contenders["torchrl"] = torchrl_step(capacity, args.batch)
         times: dict[str, list[float]] = {k: [] for k in contenders}
         for step in contenders.values():  # warm-up: caches, allocator
             for _ in range(20):
@@ -190,11 +214,14 @@ def main() -> None:
               f"torch {torch.__version__}, device {device}, {args.threads} thread(s); batch {args.batch}, "
               f"median of {args.repeats} blocks of {args.iters} sample + update steps; "
               f"frames {FRAMES[0]}x{FRAMES[1]}x{FRAMES[2]} uint8, {BYTES_PER_TRANSITION:,} bytes per transition")
-    lines = [header, "", "| capacity | frames | sum-tree alone, us | full buffer, us | previous O(N) sampler, us |",
-             "|---:|---:|---:|---:|---:|"]
+    columns = [("tree", "sum-tree alone"), ("buffer", "full buffer"), ("linear", "previous O(N) sampler")]
+    if args.torchrl:
+        columns.append(("torchrl", "torchrl PrioritizedSampler"))
+    lines = [header, "", "| capacity | frames | " + " | ".join(f"{name}, us" for _, name in columns) + " |",
+             "|---:|---:|" + "---:|" * len(columns)]
     for i, r in enumerate(rows):
-        lines.append(f"| {r['capacity']:,} | {r['gb']:.2f} GB | {cell(r, 'tree')}{growth('tree', i)} | "
-                     f"{cell(r, 'buffer')}{growth('buffer', i)} | {cell(r, 'linear')}{growth('linear', i)} |")
+        lines.append(f"| {r['capacity']:,} | {r['gb']:.2f} GB | "
+                     + " | ".join(f"{cell(r, key)}{growth(key, i)}" for key, _ in columns) + " |")
     lines += ["", "xK after a time: growth per 10x capacity (10 = linear, 1 = constant); ±: half the spread "
                   "(max - min) of the blocks over the median."]
     print("\n".join(lines))

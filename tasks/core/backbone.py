@@ -93,6 +93,18 @@ def freeze_stages(body: backbones.Backbone, trainable: int) -> None:
                 freeze_batch_norm(child)
 
 
+def freeze_unreached_stages(body: backbones.Backbone, deepest: int) -> None:
+    """Stages after ``deepest`` (and what follows the last stage) stop learning: for consumers that run
+    the backbone only that deep (an FPN over early stages, a shallow SMP encoder).
+
+    They never run, so they would never get a gradient, and DDP would wait for those gradients
+    (or need ``find_unused_parameters``, a search over the graph every step).
+    """
+    for group in stage_modules(body)[deepest + 1:]:
+        for name in group:
+            getattr(body, name).requires_grad_(False)
+
+
 def check_backbone(cfg: BackboneConfig, modality: str) -> None:
     """The ``backbone:`` section names a registered backbone of ``modality`` with options it takes.
 

@@ -27,9 +27,8 @@ from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
-import backbones
 from backbones.adapters.fpn import FPNBackbone
-from tasks.core.backbone import build_backbone, stage_modules
+from tasks.core.backbone import build_backbone, freeze_unreached_stages
 from tasks.core.device import autocast_dtype
 from tasks.core.errors import UserError
 
@@ -89,14 +88,6 @@ class MixedPrecisionFPN(FPNBackbone):
             with torch.autocast(x.device.type, dtype=dtype):
                 maps = super().forward(x)
         return OrderedDict((k, v.to(torch.float32, memory_format=torch.contiguous_format)) for k, v in maps.items())
-
-
-def freeze_unreached_stages(body: backbones.Backbone, deepest: int) -> None:
-    """Stages after ``deepest`` (and what follows the last stage) never run under the FPN: they stop learning,
-    so DDP does not wait for gradients that never come (no ``find_unused_parameters`` needed)."""
-    for group in stage_modules(body)[deepest + 1:]:
-        for name in group:
-            getattr(body, name).requires_grad_(False)
 
 
 def check_settings(cfg: DetectionConfig) -> None:

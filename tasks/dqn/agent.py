@@ -40,6 +40,32 @@ def planned_updates(cfg: DQNConfig) -> int:
     return max(1, (cfg.trainer.max_steps - a.learning_starts) // a.train_freq * a.gradient_steps)
 
 
+def merge_param_groups(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """One parameter group when the groups differ only in their parameters.
+
+    The optimizer puts norms and biases in a group of their own (no weight decay); DQN runs
+    with ``optim.weight_decay=0``, so both groups are the same, and a fused step costs a call
+    per group: one group halves that (about 130 us of a 1.5 ms CartPole update).
+    """
+    groups = optimizer.param_groups
+    settings = [{k: v for k, v in g.items() if k != "params"} for g in groups]
+    if len(groups) > 1 and all(s == settings[0] for s in settings) and not optimizer.state:
+        for g in groups[1:]:
+            groups[0]["params"].extend(g["params"])
+        del groups[1:]
+    return optimizer
+
+
+def merge_saved_groups(state: dict[str, Any], groups: int) -> dict[str, Any]:
+    """An optimizer state saved with two groups, merged for one (checkpoints written before
+    :func:`merge_param_groups`); parameter ids are positions, so concatenating keeps them."""
+    saved = state["param_groups"]
+    if groups != 1 or len(saved) == 1:
+        return state
+    merged = {**saved[0], "params": [i for g in saved for i in g["params"]]}
+    return {**state, "param_groups": [merged]}
+
+
 class Learner:
     """Online + target Q-networks, the optimizer, and one gradient step on a replay batch.
 
@@ -55,7 +81,7 @@ class Learner:
         self.online = model.to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.params = [p for p in self.online.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.online, cfg.optim, fused=True)
+        self.optimizer = merge_param_groups(build_optimizer(self.online, cfg.optim, fused=True))
         self.scheduler = build_scheduler(self.optimizer, planned_updates(cfg), cfg.optim)
         self.updates = 0
         batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.online.modules())
@@ -68,10 +94,9 @@ class Learner:
         x = torch.as_tensor(obs)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
-        best = self.online(x).float().max(dim=1)
-        # One device-to-host transfer for both (the env needs the actions anyway).
-        out = torch.stack([best.indices.to(best.values.dtype), best.values]).cpu().numpy()
-        return out[0].astype(np.int64), out[1]
+        # One small device-to-host copy of the Q-table; arg-max and max in NumPy (a microsecond each).
+        q = self.online(x).float().cpu().numpy()
+        return q.argmax(1), q.max(1)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         """One gradient step; returns scalars to log and the TD errors (for priorities)."""
@@ -99,7 +124,8 @@ class Learner:
         self.updates += 1
         if a.tau < 1.0:
             self.soft_update(a.tau)
-        return {"loss": loss.detach(), "q": q.detach().mean(), "td_errors": (targets - q).detach()}
+        return {"loss": loss.detach(), "q": q.detach().mean(),
+                "td_errors": (targets - q).detach() if a.prioritized else None}
 
     @torch.no_grad()
     def soft_update(self, tau: float) -> None:
@@ -119,6 +145,6 @@ class Learner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.online.load_state_dict(state["model"])
         self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(merge_saved_groups(state["optimizer"], len(self.optimizer.param_groups)))
         self.scheduler.load_state_dict(state["scheduler"])
         self.updates = int(state["updates"])

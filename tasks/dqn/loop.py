@@ -154,7 +154,8 @@ class DQNTrainer:
                 batch = {k: v.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda"
                          else v.to(self.device) for k, v in batch.items()}
             out = self.learner.update(batch)
-            self.buffer.update_priorities(batch["indices"], out["td_errors"])
+            if out["td_errors"] is not None:
+                self.buffer.update_priorities(batch["indices"], out["td_errors"])
             window["loss"].append(out["loss"])
             window["q"].append(out["q"])
 

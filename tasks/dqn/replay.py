@@ -123,8 +123,8 @@ class ReplayBuffer:
         self.tree = SumTree(capacity, self.device) if prioritized else None
         # A tensor, so raising it after an update needs no device-to-host sync.
         self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)
-        self.generator = torch.Generator(self.device)
-        self.generator.manual_seed(seed)
+        self.generator: np.random.Generator | torch.Generator
+        self.seed(seed)
         self.pos, self.size = 0, 0
         self._unprioritized = 0  # newest slots added since the last sample: their tree leaves are due
         # On the host, writes go through NumPy views of the same memory: a slice assignment
@@ -135,8 +135,13 @@ class ReplayBuffer:
         return self.size
 
     def seed(self, seed: int) -> None:
-        """Restart the sampling random stream (on resume, so a resumed run is reproducible)."""
-        self.generator.manual_seed(seed)
+        """Restart the sampling random stream (on resume, so a resumed run is reproducible):
+        NumPy's for a buffer in host memory, a torch generator on the buffer's device otherwise."""
+        if self.device.type == "cpu":
+            self.generator = np.random.default_rng(seed)
+        else:
+            self.generator = torch.Generator(self.device)
+            self.generator.manual_seed(seed)
 
     def _put(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(array)
@@ -194,6 +199,9 @@ class ReplayBuffer:
             probs = self.tree.values(idx) / self.tree.total()
             weights = (self.size * probs).pow(-beta)
             weights = (weights / weights.max()).float()
+        elif isinstance(self.generator, np.random.Generator):
+            idx = torch.from_numpy(self.generator.integers(0, self.size, batch_size))
+            weights = torch.ones(batch_size)
         else:
             idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, device=self.device)
             weights = torch.ones(batch_size, device=self.device)

@@ -40,6 +40,9 @@ def test_parameter_counts_match_wang_et_al_table_4() -> None:
     assert a56 == 31_810_728 + 7_680 and a92 == 52_466_344 + 7_680
     assert a56 / 1e6 == pytest.approx(31.9, rel=0.005)
     assert a92 / 1e6 == pytest.approx(51.3, rel=0.025)  # the paper's table is 2.3% below both implementations
+    # The same table's FLOPs (multiply-adds at 224x224): 6.3G and 10.4G.
+    assert backbones.describe("attention56")["macs"] == pytest.approx(6.3e9, rel=0.01)
+    assert backbones.describe("attention92")["macs"] == pytest.approx(10.4e9, rel=0.02)
 
 
 def _module(**options: object) -> AttentionModule:

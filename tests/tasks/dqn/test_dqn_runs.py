@@ -48,7 +48,7 @@ def test_cartpole_learns_well_above_random(tmp_path) -> None:
 
 def test_resume_continues_the_run_and_keeps_the_replay(tmp_path) -> None:
     args = [*_tiny(tmp_path, "r", 600), MLP, "agent.learning_starts=100", "trainer.eval_every=300", "eval.episodes=2",
-            f"data.root={tmp_path / 'replay'}", "env.num_envs=2"]
+            f"data.root={tmp_path / 'replay'}", "env.num_envs=2", "agent.prioritized=true"]
     run = tasks.train(TASK, args, stop_at=300).dir
     first = load_checkpoint(run / "checkpoints" / "last.pt", "dqn")
     assert first["step"] == 300 and (tmp_path / "replay" / "r" / "replay.pt").is_file()
@@ -63,6 +63,10 @@ def test_resume_continues_the_run_and_keeps_the_replay(tmp_path) -> None:
     assert kept.resume() and refill.resume()
     # 3-step returns leave <= 2 transitions per env pending at each of the two stops
     assert 600 - 2 * 2 * 2 <= len(kept.buffer) <= 600 and kept.learn_from == 100
+    # the sum-tree comes back with the learned priorities (not the max priority of new transitions)
+    saved = torch.load(tmp_path / "replay" / "r" / "replay.pt", weights_only=True)
+    assert torch.allclose(kept.buffer.priorities(), saved["priorities"]) and saved["priorities"].std() > 0
+    assert float(kept.buffer.tree.total()) == pytest.approx(float((saved["priorities"] ** 0.6).sum()))
     assert len(refill.buffer) == 0 and refill.learn_from == 600 + 100
     kept.logger.close()
     refill.logger.close()
