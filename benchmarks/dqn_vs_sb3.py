@@ -177,6 +177,7 @@ def main() -> None:
     p.add_argument("--agents", nargs="+", default=["ours", "sb3"], choices=["ours", "sb3"])
     p.add_argument("--ours", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for our recipe")
     p.add_argument("--out", type=Path, help="Markdown file whose DQN section is (re)written (benchmarks/RESULTS.md)")
+    p.add_argument("--plot", type=Path, help="PNG of the greedy-return curves and the training speeds")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     torch.set_num_threads(args.threads)
@@ -200,6 +201,38 @@ def main() -> None:
     print("\n".join(body))
     if args.out:
         write_section(args.out, body)
+    if args.plot:
+        plot(results, args)
+
+
+def plot(results: dict[str, dict[int, dict]], args: argparse.Namespace) -> None:
+    """Left: greedy return against environment steps, one line per agent and seed. Right: training
+    environment steps per second per seed (evaluation excluded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    colors = {"ours": "tab:blue", "sb3": "tab:orange"}
+    for agent, by_seed in results.items():
+        for i, r in enumerate(by_seed.values()):
+            steps, means = [c[0] for c in r["curve"]], [c[1] for c in r["curve"]]
+            left.plot(steps, means, color=colors[agent], alpha=0.8, lw=1.2, label=agent if i == 0 else None)
+        rates = [steps_per_s(r, args) or 0.0 for r in by_seed.values()]
+        offset = -0.2 if agent == "ours" else 0.2
+        right.bar([k + offset for k in range(len(rates))], rates, width=0.4, color=colors[agent], label=agent)
+    left.axhline(args.solved, color="gray", ls="--", lw=0.8)
+    left.set(xlabel="environment steps", ylabel=f"greedy return ({args.eval_episodes} episodes)",
+             title="CartPole-v1: greedy evaluation during training")
+    left.legend()
+    seeds = list(next(iter(results.values())))
+    right.set_xticks(range(len(seeds)), [f"seed {s}" for s in seeds])
+    right.set(ylabel="env steps / s of training", title=f"training speed, {args.threads} thread(s)")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Segmentation encoders: our ``rs-resnet34`` against SMP's own ``resnet34``, interleaved in one run.
 
-What: the same SMP decoder (``model.arch``, U-Net by default) on two encoders, both without
+What: the same SMP decoder (``model.arch``, the default recipe's FPN) on two encoders, both without
 weights: segmentation-models-pytorch's stock ``resnet34`` (torchvision's ResNet) and ours
 (``backbones`` resnet34 through the ``rs-`` adapter). A third contender is ours with
 torchvision's initialisation (``backbone.zero_init_last=false``), which separates our code
@@ -141,8 +141,9 @@ def main() -> None:
     p.add_argument("overrides", nargs="*", help="segmentation config overrides for all, e.g. data.num_train=500")
     args = p.parse_args()
     results = run(args)
+    arch = load_config(TASK.config_class, TASK.recipe_path(None), args.overrides).model.arch
     extra = f", overrides: `{' '.join(args.overrides)}`" if args.overrides else ""
-    lines = [f"U-Net (SMP decoder) from scratch on the embedded scenes, {args.steps} interleaved steps, seed "
+    lines = [f"SMP {arch} decoder from scratch on the embedded scenes, {args.steps} interleaved steps, seed "
              f"{args.seed}, {platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
              f"{extra}", "",
              "| encoder | params | mIoU | pixel acc | Dice | median step ms | train s |",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -46,6 +47,9 @@ ARMS = {
 
 def pretrain(args: argparse.Namespace, runs: Path) -> tuple[Path, dict[str, Any]]:
     """The classification run whose backbone every transfer arm starts from."""
+    done = _finished(runs / "classification" / "classification-resnet18", args.cls_steps)
+    if done:
+        return done.parent, {"top1": done_metrics(done)["val/top1"], "seconds": done_metrics(done)["train_seconds"]}
     started = time.perf_counter()
     run = tasks.train("classification", {"backbone.name": "resnet18", "seed": 0, "trainer.runs_dir": str(runs),
                                          "trainer.run_name": "classification-resnet18",
@@ -66,9 +70,28 @@ def detect(arm: str, seed: int, weights: Path, args: argparse.Namespace, runs: P
     if with_weights:
         settings["backbone.weights"] = str(weights)
     settings.update(dict(item.split("=", 1) for item in args.overrides))
+    done = _finished(runs / "detection" / settings["trainer.run_name"], int(settings["trainer.max_steps"]))
+    if done:  # a finished run of an earlier invocation with --runs: reuse its result
+        last = done_metrics(done)
+        return {"map_50": last["val/map_50"], "map": last["val/map"], "seconds": last["train_seconds"]}
     run = tasks.train("detection", settings, recipe=arm_recipe or recipe).dir
     last = read_jsonl(run / "metrics.jsonl")[-1]
     return {"map_50": last["val/map_50"], "map": last["val/map"], "seconds": last["train_seconds"]}
+
+
+def done_metrics(metrics: Path) -> dict[str, Any]:
+    """The last evaluation record of a run's ``metrics.jsonl``."""
+    return read_jsonl(metrics)[-1]
+
+
+def _finished(run: Path, steps: int) -> Path | None:
+    """``run``'s metrics file if the run reached ``steps``; an unfinished folder is removed so it reruns."""
+    metrics = run / "metrics.jsonl"
+    if metrics.is_file() and read_jsonl(metrics) and read_jsonl(metrics)[-1].get("step") == steps:
+        return metrics
+    if run.is_dir():
+        shutil.rmtree(run)
+    return None
 
 
 def spread(values: list[float]) -> str:
@@ -103,7 +126,8 @@ def main() -> None:
     p.add_argument("--cls-steps", type=int, default=400, help="classification steps (the default recipe's)")
     p.add_argument("--det-steps", type=int, default=0, help="detection steps; 0 = the demo budget's 600")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
-    p.add_argument("--runs", help="keep the run folders here (default: a temporary folder)")
+    p.add_argument("--runs", help="keep the run folders here (default: a temporary folder); finished runs "
+                                  "found there are reused, so an interrupted measurement continues")
     p.add_argument("--out", help="write the Markdown table here (and a PNG beside it)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("overrides", nargs="*", help="detection overrides for every arm, e.g. data.num_train=400")

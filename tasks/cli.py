@@ -186,7 +186,8 @@ def cmd_experiment(args: argparse.Namespace, rest: list[str]) -> None:
     if args.kind == "connectivity":
         from tasks import connectivity
 
-        print(connectivity.connectivity(_ints(args.seeds), args.seconds, args.steps, out, list(rest)))
+        budget = connectivity.DEFAULT_CPU_SECONDS if args.cpu_seconds is None else args.cpu_seconds
+        print(connectivity.connectivity(_ints(args.seeds), budget, args.steps, out, list(rest)))
     elif args.kind == "degradation":
         if args.task != "classification":
             raise UserError(f"degradation runs on classification (CIFAR-style depths); for {args.task} use "
@@ -256,9 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--task", default="classification", help="degradation: the task (classification)")
     x.add_argument("--depths", default="20,56", help="degradation: CIFAR depths, e.g. 20,56")
     x.add_argument("--steps", type=int, help="degradation: steps per run (default 160, ~15 min in all on 2 cores); "
-                                             "connectivity: the same steps for every run instead of --seconds")
-    x.add_argument("--seconds", type=float, default=25.0,
-                   help="connectivity: training seconds per run, the equal CPU budget (~15 min in all on 2 cores)")
+                                             "connectivity: the same steps for every run instead of --cpu-seconds")
+    x.add_argument("--cpu-seconds", type=float,
+                   help="connectivity: training CPU seconds per run, the equal CPU budget (default 28: ~15 CPU "
+                        "minutes in all)")
     x.add_argument("--data", help="degradation: dataset instead of the embedded default, e.g. cifar10")
     x.add_argument("--root", help="degradation: folder of --data")
     x.add_argument("--config", help="degradation: base recipe (a name or a YAML path)")

@@ -18,10 +18,13 @@ attention     ``attention20_cifar``: resnet20   the same with ``shortcut=none`` 
               ``(1 + M) * T``                   plain units, no identity anywhere
 ============  ================================  =============================================
 
-**Budget.** Every run gets the same training time (``seconds``, default 25 s): the step time
-of each net is measured first on a real batch (median of a few steps after warm-up) and its
-run is given ``seconds / step time`` steps (every seed of a net the same count). ``steps``
-instead gives every run the same number of steps. The table reports both, and the time.
+**Budget.** Every run gets the same CPU time for training (``cpu_seconds``, default 28 CPU
+seconds, all threads together): the CPU time of one step of each net is measured first on a
+real batch (``time.process_time``, median of a few steps after warm-up) and its run is given
+``cpu_seconds / step CPU time`` steps, every seed of a net the same count. Process CPU time
+depends less than wall time on other processes sharing the machine (a wall-clock calibration
+is off by the load factor). ``steps`` instead gives every run the same number of steps. The
+table reports the steps, the calibrated CPU time per step and the wall time the runs took.
 
 Reported per net (mean ± std over seeds): final training loss (mean of the last three logged
 windows), validation top-1 (2,000 test images), parameters, step time, training seconds, and
@@ -53,8 +56,8 @@ from tasks.core.report import write_report
 from tasks.core.runlog import read_jsonl
 from tasks.registry import load_task
 
-#: training seconds per run by default: 8 nets x 3 seeds fit in about 15 minutes on 2 CPU cores
-DEFAULT_SECONDS = 25.0
+#: training CPU seconds per run by default: 8 nets x 3 seeds, with evaluation, take about 15 CPU minutes
+DEFAULT_CPU_SECONDS = 28.0
 #: no run gets fewer steps than this, whatever its step time
 MIN_STEPS = 10
 COLORS = {"residual": "tab:blue", "dense": "tab:green", "fractal": "tab:orange", "attention": "tab:purple"}
@@ -102,21 +105,21 @@ def _init_gradients(task: Any, cfg: Any, info: dict, batch: tuple[torch.Tensor, 
     return list(diagnostics.gradient_norms(model, loss).values())
 
 
-def _step_seconds(task: Any, cfg: Any, info: dict, batch: tuple[torch.Tensor, torch.Tensor],
-                  repeats: int = 5) -> float:
-    """Median seconds of one SGD step (forward, backward, update) of the net on ``batch``, after two warm-ups."""
+def _step_cpu_seconds(task: Any, cfg: Any, info: dict, batch: tuple[torch.Tensor, torch.Tensor],
+                      repeats: int = 5) -> float:
+    """Median process CPU seconds (all threads) of one SGD step of the net on ``batch``, after two warm-ups."""
     torch.manual_seed(cfg.seed)
     model = task.build_model(cfg, info).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=cfg.optim.momentum)
     times = []
     for i in range(repeats + 2):
-        start = time.perf_counter()
+        start = time.process_time()
         loss = torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if i >= 2:
-            times.append(time.perf_counter() - start)
+            times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -134,19 +137,19 @@ def _stat(values: list[float], fmt: str) -> str:
     return f"{format(statistics.fmean(values), fmt)} ± {format(spread, fmt)}"
 
 
-def connectivity(seeds: list[int], seconds: float = DEFAULT_SECONDS, steps: int | None = None,
+def connectivity(seeds: list[int], cpu_seconds: float = DEFAULT_CPU_SECONDS, steps: int | None = None,
                  out: Path | None = None, overrides: list[str] | None = None,
                  nets: tuple[Net, ...] = NETS) -> Path:
     """Train every net of ``nets`` for each seed at an equal CPU budget; write table, figures and report.
 
-    ``seconds`` is the training time each run gets (converted to steps per net from its measured
-    step time); ``steps`` overrides it with one step count for all. ``overrides`` (``key=value``)
+    ``cpu_seconds`` is the training CPU time each run gets (converted to steps per net from its
+    measured CPU time per step); ``steps`` overrides it with one step count for all. ``overrides`` (``key=value``)
     apply to every run, e.g. ``data.limit_train=...``. Returns the experiment folder.
     """
     if not seeds:
         raise UserError("--seeds is empty; give at least one seed, e.g. 0,1,2")
-    if steps is None and not seconds > 0:
-        raise UserError(f"--seconds {seconds} is not valid; give a positive training time per run")
+    if steps is None and not cpu_seconds > 0:
+        raise UserError(f"--cpu-seconds {cpu_seconds} is not valid; give a positive training CPU time per run")
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps} is not valid; give a positive step count")
     task = load_task("classification")
@@ -167,10 +170,10 @@ def connectivity(seeds: list[int], seconds: float = DEFAULT_SECONDS, steps: int 
               file=sys.stderr)
         grads[net.key] = [_init_gradients(task, config(net, s), info, batch) for s in seeds]
         if steps is None:  # the equal-time budget needs each net's step time; a step count does not
-            step_s = _step_seconds(task, configs[net.key], info, batch)
-            plan[net.key] = {"step_s": step_s, "steps": max(MIN_STEPS, int(seconds / step_s))}
+            step_cpu = _step_cpu_seconds(task, configs[net.key], info, batch)
+            plan[net.key] = {"step_cpu_s": step_cpu, "steps": max(MIN_STEPS, int(cpu_seconds / step_cpu))}
         else:
-            plan[net.key] = {"step_s": None, "steps": steps}
+            plan[net.key] = {"step_cpu_s": None, "steps": steps}
 
     runs: dict[str, list[Path]] = {net.key: [] for net in nets}
     total = len(seeds) * len(nets)
@@ -185,7 +188,7 @@ def connectivity(seeds: list[int], seconds: float = DEFAULT_SECONDS, steps: int 
             runs[net.key].append(api.train(task, settings).dir)
 
     result = _collect(nets, runs, grads, plan)
-    meta = {"seeds": seeds, "seconds_per_run": None if steps else seconds, "steps": steps,
+    meta = {"seeds": seeds, "cpu_seconds_per_run": None if steps else cpu_seconds, "steps": steps,
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs, "
                        f"torch {torch.__version__} with {torch.get_num_threads()} threads",
             "overrides": base}
@@ -209,7 +212,7 @@ def _collect(nets: tuple[Net, ...], runs: dict[str, list[Path]], grads: dict[str
         result[net.key] = {
             "family": net.family, "plain": net.plain, "overrides": list(net.overrides),
             "runs": [str(p) for p in paths], "steps": int(plan[net.key]["steps"]),
-            "calibrated_step_s": plan[net.key]["step_s"],
+            "step_cpu_s": plan[net.key]["step_cpu_s"],
             "step_s": [f["train_seconds"] / f["step"] for f in finals],
             "train_seconds": [f["train_seconds"] for f in finals], "params": finals[0]["params"],
             "train_loss": [_train_loss(p) for p in paths], "top1": [f["val/top1"] for f in finals],
@@ -221,15 +224,17 @@ def _collect(nets: tuple[Net, ...], runs: dict[str, list[Path]], grads: dict[str
 
 def _table(nets: tuple[Net, ...], result: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     budget = (f"{meta['steps']} steps per run" if meta["steps"] else
-              f"{meta['seconds_per_run']:g} s of training per run (steps = seconds / measured step time)")
+              f"{meta['cpu_seconds_per_run']:g} CPU seconds of training per run (steps = CPU seconds / measured "
+              "CPU time per step)")
     lines = [f"Budget: {budget}; seeds {', '.join(map(str, meta['seeds']))}; machine: {meta['machine']}.", "",
-             "| family | net | plain analog | params | steps | step ms | train s | final train loss | "
-             "val top-1 | blocks | grad first/last block, init |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| family | net | plain analog | params | steps | CPU ms/step | wall ms/step | train wall s | "
+             "final train loss | val top-1 | blocks | grad first/last block, init |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for net in nets:
         r = result[net.key]
         lines.append(
             f"| {net.family} | {net.key} | {'yes' if net.plain else 'no'} | {r['params'] / 1e6:.3f}M | {r['steps']} | "
+            f"{'-' if r['step_cpu_s'] is None else format(r['step_cpu_s'] * 1000, '.0f')} | "
             f"{_stat([s * 1000 for s in r['step_s']], '.0f')} | {_stat(r['train_seconds'], '.1f')} | "
             f"{_stat(r['train_loss'], '.3f')} | {_stat(r['top1'], '.4f')} | {len(r['grad_init_mean'])} | "
             f"{_stat(r['grad_first_last'], '.3g')} |")
@@ -242,7 +247,7 @@ def _style(net: Net) -> dict[str, Any]:
 
 def _plot_training(nets: tuple[Net, ...], runs: dict[str, list[Path]], result: dict[str, dict[str, Any]],
                    path: Path) -> Path:
-    """Training loss against training seconds (mean over seeds), and validation top-1 per net."""
+    """Training loss against wall seconds of training (mean over seeds), and validation top-1 per net."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,7 +261,7 @@ def _plot_training(nets: tuple[Net, ...], runs: dict[str, list[Path]], result: d
         seconds = [r["step"] * step_s for r in curves[0][:n]]
         losses = torch.tensor([[r["train/loss"] for r in c[:n]] for c in curves])
         ax_loss.plot(seconds, losses.mean(0), **_style(net))
-    ax_loss.set(xlabel="training seconds (step x measured step time)", ylabel="training loss",
+    ax_loss.set(xlabel="training wall seconds (step x the run's wall time per step)", ylabel="training loss",
                 title="training loss, mean over seeds")
     ax_loss.set_yscale("log")
     ax_loss.grid(alpha=0.3)

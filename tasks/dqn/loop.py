@@ -4,6 +4,10 @@ Checkpoints (``checkpoints/last.pt``) hold the online and target networks, the o
 step and the RNG states; ``best.pt`` holds the network with the best greedy return. The replay
 buffer is saved only when ``data.root`` names a folder; otherwise a resumed run refills it for
 ``agent.learning_starts`` steps before learning again. Episodes in progress at the kill restart.
+
+One iteration steps all sub-envs once: epsilon-greedy actions (the network runs only if some env
+acts greedily), the gradient steps due (before the env step, so a GPU learner computes while the
+CPU steps the envs), the env step, then the n-step transitions of every env in one batch.
 """
 
 from __future__ import annotations

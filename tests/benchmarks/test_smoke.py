@@ -40,3 +40,14 @@ def test_benchmark_runs_and_prints_a_table(name: str, tmp_path) -> None:
                          env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| ---" in out.stdout or "|---" in out.stdout, out.stdout[-2000:]
+
+
+def test_gpu_check_dry_run_exercises_every_section_on_the_cpu(tmp_path) -> None:
+    """``benchmarks/gpu_check.py --dry-run``: every GPU-check code path at tiny sizes (about 40 s), so the
+    script is known to work before a GPU is at hand; only the 2-GPU NCCL run is skipped."""
+    env = {**os.environ, "RSUITE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out",
+                          str(tmp_path / "gpu_check.json")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-3000:])
+    assert "11 ok, 1 skipped, 0 failed" in out.stdout, out.stdout[-3000:]

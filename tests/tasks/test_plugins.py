@@ -75,10 +75,8 @@ def _one_error(code: int, err: str) -> str:
     return lines[0]
 
 
-def test_installed_plugin_trains_classification_and_evaluate_needs_it(rsuite, tiny_cls, tmp_path,
-                                                                      monkeypatch) -> None:
-    site = tmp_path / "site"
-    distribution = add_example_plugin(site, monkeypatch)
+def test_installed_plugin_trains_classification_and_evaluates(rsuite, tiny_cls, tmp_path, monkeypatch) -> None:
+    distribution = add_example_plugin(tmp_path / "site", monkeypatch)
     code, out, err = rsuite("train", "classification", *tiny_cls, "backbone.name=rezero20")
     assert code == 0, err
     run = Path(out.strip().splitlines()[-1])
@@ -88,12 +86,20 @@ def test_installed_plugin_trains_classification_and_evaluate_needs_it(rsuite, ti
     code, out, err = rsuite("evaluate", str(run), "--json")
     assert code == 0 and json.loads(out)["backbone"] == "rezero20", err
 
-    sys.path.remove(str(site))  # uninstalled: its dist-info is gone too
-    _uninstall(Path(sys.path[0]), "rsuite_rezero", "rezero20", "rezero56", "rezero_plain20", "rezero_plain56",
-               "rezero_resnet18", "rezero_plain18")
+
+def test_evaluate_of_a_run_whose_installed_plugin_is_gone_exits_2_naming_it(rsuite, tiny_cls, tmp_path,
+                                                                           monkeypatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tp_adhoc.py").write_text(TP_ADHOC)
+    add_distribution(site, "tp-adhoc", "1.2", {"residual_suite.backbones": {"adhoc": "tp_adhoc"}}, monkeypatch)
+    code, out, err = rsuite("train", "classification", *tiny_cls, "backbone.name=tp_adhoc_net",
+                            "trainer.max_steps=2", "trainer.eval_every=2")
+    assert code == 0, err
+    run = Path(out.strip().splitlines()[-1])
+    _uninstall(site, "tp_adhoc", "tp_adhoc_net")  # its dist-info goes with it
     line = _one_error(*rsuite("evaluate", str(run))[::2])
-    assert "plugin 'rezero' (rsuite-rezero 0.1.0), which is not installed here" in line
-    assert "pip install rsuite-rezero" in line
+    assert "plugin 'adhoc' (tp-adhoc 1.2), which is not installed here" in line and "pip install tp-adhoc" in line
 
 
 def test_example_plugin_trains_detection(rsuite, tmp_path, monkeypatch) -> None:
