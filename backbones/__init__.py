@@ -7,7 +7,7 @@
 [(16, 1), (32, 2), (64, 4)]
 """
 
-from . import adapters, attention, densenet, diagnostics, fractal, zoo  # noqa: F401  (these register the families)
+from . import adapters, attention, densenet, diagnostics, fractal, ode, zoo  # noqa: F401  (these register the families)
 from .base import Backbone, FeatureInfo, Intermediates
 from .blocks import BlockOptions
 from .describe import describe

@@ -26,6 +26,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from backbones.ode import nfe, ode_blocks
+
 from . import distributed
 from .device import autocast, autocast_dtype, loader_workers, precision_name, resolve_device, set_threads
 from .ema import EMA
@@ -87,6 +89,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.progress = Progress(t.monitor or task.headline, task.higher_is_better)
         self.params = sum(p.numel() for p in self.model.parameters())
+        self.ode_blocks = ode_blocks(self.model)  # continuous-depth backbones: their NFE is logged
         self.info = self.data.info
         self.logger = run.open_logger()
         self.interrupted = False
@@ -203,6 +206,8 @@ class Trainer:
             loss, logs = self.task.loss(self.train_model, batch, self.cfg)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.ode_blocks:  # the solver's work this step: train/nfe_forward, train/nfe_backward
+            logs = {**logs, **nfe(self.ode_blocks)}
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)

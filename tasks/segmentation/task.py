@@ -5,7 +5,7 @@ from __future__ import annotations
 from tasks.core.supervised import SupervisedTask
 from tasks.core.task import Budget
 
-from . import data, evaluate, model
+from . import data, evaluate, model, predict
 from .config import SegmentationConfig
 
 
@@ -32,6 +32,10 @@ class SegmentationTask(SupervisedTask):
     build_model = staticmethod(model.build_model)
     loss = staticmethod(model.loss)
     evaluate = staticmethod(evaluate.evaluate)
+    # deployment: rsuite export, tasks.Predictor
+    example_inputs = staticmethod(predict.example_inputs)
+    export_spec = staticmethod(predict.export_spec)
+    make_predictor = staticmethod(predict.make_predictor)
 
 
 TASK = SegmentationTask()

@@ -67,10 +67,15 @@ def write_paired(root: Path, n: int = 12, split: bool = True, classes: bool = Tr
     return root
 
 
-@pytest.fixture
-def tiny(tmp_path) -> list[str]:
-    """Settings for a seconds-long run: a thin resnet18 U-Net, 2 steps, whole-size crops."""
+def tiny_settings(runs_dir: Path) -> list[str]:
+    """Settings for a seconds-long run into ``runs_dir``: a thin resnet18 U-Net, 2 steps, whole-size crops."""
     return ["backbone.name=resnet18", "backbone.options.width=0.25", "model.options.decoder_channels=[32,16,16,8,8]",
             "data.batch_size=4", "data.crop_size=32", "trainer.max_steps=2", "trainer.eval_every=2",
             "trainer.log_every=1", "trainer.progress=false", "trainer.threads=1",
-            f"trainer.runs_dir={tmp_path / 'runs'}", "trainer.run_name=r"]
+            f"trainer.runs_dir={runs_dir}", "trainer.run_name=r"]
+
+
+@pytest.fixture
+def tiny(tmp_path) -> list[str]:
+    """:func:`tiny_settings` into ``tmp_path/runs``."""
+    return tiny_settings(tmp_path / "runs")
