@@ -74,8 +74,10 @@ def tree_step(capacity: int, batch: int, device: torch.device) -> Callable[[], N
     tree.update(torch.arange(capacity, device=device),
                 torch.rand(capacity, generator=gen, device=device, dtype=torch.float64).pow(3))
 
+    draws = np.random.default_rng(0) if tree.host else gen  # the tree samples with its memory's generator
+
     def step() -> None:
-        idx = tree.sample(batch, gen)
+        idx = tree.sample(batch, draws)
         _ = tree.values(idx) / tree.total()  # probabilities, as the buffer computes them
         tree.update(idx, torch.rand(batch, generator=gen, device=device, dtype=torch.float64))
 

@@ -9,6 +9,7 @@ exit with code 2; ``RSUITE_DEBUG=1`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -126,8 +127,11 @@ def cmd_predict(args: argparse.Namespace, rest: list[str]) -> None:
 
     run_dir = Path(args.run_dir)
     require(run_dir)  # a plugin task or backbone that is missing is named before its predict is looked up
-    results = load_module(_task_of(run_dir), "predict").predict(run_dir, [Path(p) for p in args.inputs],
-                                                                Path(args.out) if args.out else None)
+    predict = load_module(_task_of(run_dir), "predict").predict
+    options = {} if args.horizon is None else {"horizon": args.horizon}
+    if options and "horizon" not in inspect.signature(predict).parameters:
+        raise UserError(f"--horizon applies to dynamics runs; {run_dir} is a {_task_of(run_dir)} run")
+    results = predict(run_dir, [Path(p) for p in args.inputs], Path(args.out) if args.out else None, **options)
     for r in results:
         print(json.dumps(r))
 
@@ -188,6 +192,15 @@ def cmd_experiment(args: argparse.Namespace, rest: list[str]) -> None:
 
         budget = connectivity.DEFAULT_CPU_SECONDS if args.cpu_seconds is None else args.cpu_seconds
         print(connectivity.connectivity(_ints(args.seeds), budget, args.steps, out, list(rest)))
+    elif args.kind == "depth-refinement":
+        from tasks import depth_refinement as study
+
+        images = args.part != "dynamics"  # key=value overrides go to the image runs, or to dynamics alone
+        systems = tuple(s for s in args.systems.split(",") if s) if args.systems else None
+        print(study.depth_refinement(_ints(args.seeds), part=args.part, blocks=args.blocks,
+                                     steps=study.DEFAULT_IMAGE_STEPS if args.steps is None else args.steps, out=out,
+                                     overrides=list(rest) if images else [],
+                                     dynamics_overrides=[] if images else list(rest), systems=systems))
     elif args.kind == "degradation":
         if args.task != "classification":
             raise UserError(f"degradation runs on classification (CIFAR-style depths); for {args.task} use "
@@ -236,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir")
     r.add_argument("inputs", nargs="+")
     r.add_argument("--out", help="where to write the result file")
+    r.add_argument("--horizon", type=int, help="dynamics: steps to roll out (default: the run's eval.horizon, or "
+                                               "the whole trajectory given)")
     r.set_defaults(fn=cmd_predict)
     ex = sub.add_parser("export", help="export a run's model (ONNX, TorchScript, torch.export) and check it; "
                                       "prints the file last")
@@ -252,12 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("runs_dir")
     rp.add_argument("--out", help="output folder (default: RUNS_DIR/report)")
     rp.set_defaults(fn=cmd_report)
-    x = sub.add_parser("experiment", help="residual-vs-plain studies: degradation, sweep, connectivity")
-    x.add_argument("kind", choices=["degradation", "sweep", "connectivity"])
+    x = sub.add_parser("experiment", help="residual-vs-plain studies: degradation, sweep, connectivity, "
+                                          "depth-refinement")
+    x.add_argument("kind", choices=["degradation", "sweep", "connectivity", "depth-refinement"])
     x.add_argument("--task", default="classification", help="degradation: the task (classification)")
     x.add_argument("--depths", default="20,56", help="degradation: CIFAR depths, e.g. 20,56")
     x.add_argument("--steps", type=int, help="degradation: steps per run (default 160, ~15 min in all on 2 cores); "
-                                             "connectivity: the same steps for every run instead of --cpu-seconds")
+                                             "connectivity: the same steps for every run instead of --cpu-seconds; "
+                                             "depth-refinement: training steps per image run (default 250)")
     x.add_argument("--cpu-seconds", type=float,
                    help="connectivity: training CPU seconds per run, the equal CPU budget (default 28: ~15 CPU "
                         "minutes in all)")
@@ -267,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--tasks", default=",".join(TASKS), help="sweep: comma-separated tasks")
     x.add_argument("--variants", default="residual,plain", help="sweep: residual,plain")
     x.add_argument("--budget", default="small", help="sweep: each task's named budget")
+    x.add_argument("--part", default="all", choices=["images", "dynamics", "all"],
+                   help="depth-refinement: which half (key=value overrides go to the image runs; with "
+                        "--part dynamics to the dynamics runs)")
+    x.add_argument("--blocks", type=int, default=4,
+                   help="depth-refinement: training depth N of the image nets (even; evaluated at N/2, N, 2N, 4N)")
+    x.add_argument("--systems", help="depth-refinement: comma-separated embedded dynamical systems "
+                                     "(default pendulum,lorenz)")
     x.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     x.add_argument("--out", help="output folder (default runs/experiments/<kind>-<time>)")
     x.set_defaults(fn=cmd_experiment)

@@ -53,7 +53,7 @@ from tasks import api
 from tasks.core.config import load_config
 from tasks.core.errors import UserError
 from tasks.core.report import write_report
-from tasks.core.runlog import read_jsonl
+from tasks.core.runlog import read_jsonl, save_figure
 from tasks.registry import load_task
 
 #: training CPU seconds per run by default: 8 nets x 3 seeds, with evaluation, take about 15 CPU minutes
@@ -280,10 +280,7 @@ def _plot_training(nets: tuple[Net, ...], runs: dict[str, list[Path]], result: d
     lo = min(min(t) for t in top1)
     ax_acc.set_xlim(max(0.0, lo - 0.1), 1.0)
     ax_acc.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _plot_gradients(nets: tuple[Net, ...], result: dict[str, dict[str, Any]], path: Path) -> Path:
@@ -303,7 +300,4 @@ def _plot_gradients(nets: tuple[Net, ...], result: dict[str, dict[str, Any]], pa
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -18,7 +18,7 @@ from tasks.core.idx import fashion_mnist_available
 from tasks.registry import TASKS
 
 #: the order the demo runs the tasks in (each uses its task's "demo" budget)
-STAGES = ("classification", "detection", "segmentation", "super_resolution", "speech", "dqn")
+STAGES = ("classification", "detection", "segmentation", "super_resolution", "speech", "dqn", "dynamics")
 
 
 def run_stage(task_name: str, runs_dir: Path) -> dict:

@@ -29,6 +29,7 @@ TASKS = {
     "super_resolution": "tasks.super_resolution",
     "speech": "tasks.speech",
     "dqn": "tasks.dqn",
+    "dynamics": "tasks.dynamics",
 }
 
 

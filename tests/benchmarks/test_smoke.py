@@ -27,6 +27,7 @@ CASES = {
     "dqn_vs_sb3": ["--seeds", "0", "--steps", "300", "--eval-every", "150", "--eval-episodes", "2",
                    "--final-episodes", "2"],
     "engine_throughput": ["--steps", "2", "--rounds", "1"],
+    "replay_scaling": ["--capacities", "1000", "4000", "--iters", "5", "--repeats", "1", "--no-linear"],
     "transfer": ["--seeds", "0", "--cls-steps", "2", "--det-steps", "2", "--threads", "1",
                  "--arms", "scratch,transfer,finetune", "data.num_train=8", "data.num_val=4", "data.image_size=64",
                  "data.min_object_size=12", "data.max_object_size=24"],

@@ -35,7 +35,7 @@ def test_plain_twin_recipes_differ_from_their_base_only_in_the_shortcuts() -> No
     assert plain.backbone.name == "plain20"
     plain.backbone.name = residual.backbone.name
     assert plain == residual
-    for name in ("segmentation", "speech", "dqn"):
+    for name in ("segmentation", "speech", "dqn", "dynamics"):
         t = load_task(name)
         twin = next(r for r in t.recipes() if r.endswith("plain"))
         cfg = load_config(t.config_class, t.recipe_path(twin))
@@ -60,4 +60,5 @@ def test_unknown_recipe_and_task_names_list_the_choices() -> None:
     with pytest.raises(UserError, match="did you mean classification"):
         tasks.train("clasification")
     assert "cartpole_plain" in tasks.recipes("dqn")
-    assert tasks.task_names() == ["classification", "detection", "segmentation", "super_resolution", "speech", "dqn"]
+    assert tasks.task_names() == ["classification", "detection", "segmentation", "super_resolution", "speech", "dqn",
+                                  "dynamics"]

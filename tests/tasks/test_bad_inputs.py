@@ -157,6 +157,22 @@ def speech_manifest_without_sets(tmp: Path) -> list[str]:
     return ["train", "speech", "data.dataset=manifest", f"data.root={tmp}", _runs(tmp)]
 
 
+DYN = ["data.num_train=2", "data.num_val=1", "data.length=12", "model.horizon=2", "eval.horizon=5", "eval.horizons=[1]",
+       "trainer.max_steps=1"]
+
+
+def dynamics_bad_trajectory(tmp: Path) -> list[str]:
+    for i in range(3):
+        _write(tmp / "traj" / f"good{i}.csv", "t,a\n0,1\n1,2\n2,3\n3,4\n4,5\n5,6\n6,7\n")
+    _write(tmp / "traj" / "late.csv", "t,a\n0,1\n2,2\n1,3\n")
+    return ["train", "dynamics", *DYN, f"data.root={tmp / 'traj'}", "data.strict=true", _runs(tmp)]
+
+
+def dynamics_no_trajectories(tmp: Path) -> list[str]:
+    _write(tmp / "traj" / "notes.txt", "no trajectories here")
+    return ["train", "dynamics", *DYN, f"data.root={tmp / 'traj'}", _runs(tmp)]
+
+
 CASES: dict[str, tuple[Setup, str]] = {
     # ---- the command line itself
     "unknown subcommand": (lambda tmp: ["frobnicate"], "invalid choice"),
@@ -225,6 +241,14 @@ CASES: dict[str, tuple[Setup, str]] = {
     "super-resolution unknown loss": (task("super_resolution", "model.loss=huber"), "model.loss"),
     "speech image backbone": (task("speech", "backbone.name=resnet18"), "image backbone"),
     "speech manifest without sets": (speech_manifest_without_sets, "train_set"),
+    "dynamics unknown system": (task("dynamics", "data.system=double_pendulum"), "data.system"),
+    "dynamics image backbone": (task("dynamics", "backbone.name=resnet18"), "image backbone"),
+    "dynamics unknown model kind": (task("dynamics", "model.kind=lstm"), "model.kind"),
+    "dynamics plain cannot refine": (task("dynamics", "backbone.shortcut=none", "eval.substeps=2"),
+                                     "cannot refine its step"),
+    "dynamics horizon too long": (task("dynamics", *DYN, "eval.horizon=40"), "eval.horizon"),
+    "dynamics bad trajectory file": (dynamics_bad_trajectory, "late.csv cannot be read"),
+    "dynamics folder without trajectories": (dynamics_no_trajectories, "trajectory files"),
     "dqn unknown env": (task("dqn", "env.id=NoSuchEnv-v0"), "NoSuchEnv-v0"),
     "dqn zero n-step": (task("dqn", "agent.n_step=0"), "agent.n_step"),
     "dqn gamma above 1": (task("dqn", "agent.gamma=1.5"), "agent.gamma"),
