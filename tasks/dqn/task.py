@@ -31,8 +31,10 @@ class DQNTask(Task):
     config_class = DQNConfig
     default_recipe = "cartpole_resmlp"
     headline = "return_mean"
-    # CartPole-v1, residual MLP: solves it (greedy return 500) in 20k environment steps, about a minute
-    budgets = {"demo": Budget({"trainer.max_steps": 20000, "trainer.eval_every": 2000}),
+    # CartPole-v1, residual MLP, 1 thread (the recipe's): greedy return 500.0 (20 episodes of best.pt) on
+    # seeds 0, 1 and 2 after about a minute of training each (2-core CPU). 20k steps solved 2 of 3: the
+    # cosine schedule then ends before every seed settles; evaluating every 1k steps keeps the best policy.
+    budgets = {"demo": Budget({"trainer.max_steps": 40000, "trainer.eval_every": 1000}),
                "small": Budget({"trainer.max_steps": 30000, "trainer.eval_every": 3000,
                                 "backbone.options": {"width": 64, "depth": 8}})}
 

@@ -43,6 +43,7 @@ def test_benchmark_runs_and_prints_a_table(name: str, tmp_path) -> None:
     assert "| ---" in out.stdout or "|---" in out.stdout, out.stdout[-2000:]
 
 
+@pytest.mark.slow  # about a minute on 2 cores: `make test-all` runs it; `make test` stays within its budget
 def test_gpu_check_dry_run_exercises_every_section_on_the_cpu(tmp_path) -> None:
     """``benchmarks/gpu_check.py --dry-run``: every GPU-check code path at tiny sizes (about 40 s), so the
     script is known to work before a GPU is at hand; only the 2-GPU NCCL run is skipped."""

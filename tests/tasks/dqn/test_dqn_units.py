@@ -227,10 +227,62 @@ def test_one_optimizer_group_and_two_group_checkpoints_still_load() -> None:
     assert len(learner.optimizer.param_groups) == 1  # weight decay 0: decay/no-decay groups are one
     decayed = load_config(DQNConfig, None, ["backbone.options={width: 4, depth: 1}", "optim.weight_decay=0.1"])
     assert len(Learner(build_model(decayed, info), decayed, torch.device("cpu")).optimizer.param_groups) == 2
-    # a checkpoint written with two groups (before the merge) resumes with its moments in place
+    # a checkpoint written with two groups of tensors (before the merge and the flattening) resumes
+    # with its moments in place: concatenated in the parameters' order
     old = build_optimizer(learner.online, cfg.optim)
     learner.online(torch.ones(3, 2)).sum().backward()
     old.step()
     learner.load_state_dict({**learner.state_dict(), "optimizer": old.state_dict()})
-    for p in learner.online.parameters():
-        assert torch.equal(learner.optimizer.state[p]["exp_avg"], old.state[p]["exp_avg"])
+    expected = torch.cat([old.state[p]["exp_avg"].reshape(-1) for g in old.param_groups for p in g["params"]])
+    assert torch.equal(learner.optimizer.state[learner.flat[0]]["exp_avg"], expected)
+    # and a flat checkpoint resumes as it was saved
+    learner.load_state_dict(learner.state_dict())
+    assert torch.equal(learner.optimizer.state[learner.flat[0]]["exp_avg"], expected)
+
+
+def test_flat_parameters_and_traces_train_exactly_as_the_modules() -> None:
+    """One flat Adam parameter + TorchScript traces give the same updates as per-tensor Adam on the
+    eager modules (the maths is elementwise; the traces run the same kernels)."""
+    from tasks.dqn.agent import Learner, planned_updates
+
+    cfg = load_config(DQNConfig, None, ["backbone.options={width: 8, depth: 2}", "model.hidden=8", "agent.double=true"])
+    info = {"obs_shape": [3], "num_actions": 2, "pixels": False}
+    torch.manual_seed(0)
+    learner = Learner(build_model(cfg, info), cfg, torch.device("cpu"))
+    assert learner.net is not learner.online and not learner.joint  # the CPU vector network is traced
+    torch.manual_seed(0)
+    reference = build_model(cfg, info)
+    target = build_model(cfg, info)
+    target.load_state_dict(reference.state_dict())
+    optimizer = torch.optim.Adam(reference.parameters(), lr=cfg.optim.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learner.scheduler.lr_lambdas[0](step))
+    assert planned_updates(cfg) > 5
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        batch = {"obs": torch.randn(16, 3, generator=generator), "next_obs": torch.randn(16, 3, generator=generator),
+                 "actions": torch.randint(0, 2, (16,), generator=generator),
+                 "rewards": torch.randn(16, generator=generator), "discounts": torch.full((16,), 0.9),
+                 "weights": torch.ones(16)}
+        out = learner.update(batch)
+        with torch.no_grad():
+            best = reference(batch["next_obs"]).argmax(1, keepdim=True)
+            y = batch["rewards"] + batch["discounts"] * target(batch["next_obs"]).gather(1, best).squeeze(1)
+        q = reference(batch["obs"]).gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
+        loss = torch.nn.functional.huber_loss(q, y, delta=cfg.agent.huber_delta)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        schedule.step()
+        assert torch.allclose(out["loss"], loss.detach(), atol=1e-6)
+    for mine, theirs in zip(learner.online.parameters(), reference.parameters()):
+        assert torch.allclose(mine, theirs, atol=1e-5)
+    # the modules' parameters are views of the flat one, so the trace and every optimizer step agree
+    flat = learner.flat[0].untyped_storage().data_ptr()
+    assert all(p.untyped_storage().data_ptr() == flat for p in learner.online.parameters())
+    x = torch.randn(4, 3)
+    with torch.no_grad():
+        assert torch.equal(learner.net(x), learner.online(x))
+    learner.hard_update()
+    with torch.no_grad():
+        assert torch.equal(learner.target_net(x), learner.online(x))
