@@ -15,6 +15,7 @@ from pathlib import Path
 from tasks import api
 from tasks.core.cli_errors import run_cli
 from tasks.core.idx import fashion_mnist_available
+from tasks.core.runlog import read_jsonl
 from tasks.registry import TASKS
 
 #: the order the demo runs the tasks in (each uses its task's "demo" budget)
@@ -29,8 +30,14 @@ def run_stage(task_name: str, runs_dir: Path) -> dict:
               "the demo uses scikit-learn digits instead", file=sys.stderr)
         overrides.update({"data.dataset": "digits", "data.hflip": False, "trainer.max_steps": 300})
     started = time.perf_counter()
-    run_dir = api.train(task_name, overrides, recipe=recipe).dir
-    metrics = api.evaluate(run_dir)
+    run = api.train(task_name, overrides, recipe=recipe)
+    if len(read_jsonl(run.dir / "metrics.jsonl")) == 1 and run.metrics:
+        # one evaluation, at the last step: it scored best.pt on the whole validation set and drew its
+        # pictures already, so `rsuite evaluate` would repeat it exactly
+        metrics = run.metrics
+    else:  # several evaluations (DQN): best.pt is scored again with the task's final evaluation
+        metrics = api.evaluate(run.dir)
+    run_dir = run.dir
     summary = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and k != "eval_seconds"}
     print(f"[{task_name}] {json.dumps(summary)} in {time.perf_counter() - started:.0f} s -> {run_dir}",
           file=sys.stderr)

@@ -18,7 +18,7 @@ class SegmentationTask(SupervisedTask):
     sharded_eval = True  # evaluate() reduces its torchmetrics states and loss sum over processes
     # CPU budgets on the default recipe (FPN on resnet34): the demo about 1.5 minutes on 2 cores, the
     # sweep's residual/plain pair about 2.5 minutes a run
-    budgets = {"demo": Budget({"trainer.max_steps": 120, "trainer.eval_every": 120, "data.num_train": 400,
+    budgets = {"demo": Budget({"trainer.max_steps": 80, "trainer.eval_every": 80, "data.num_train": 400,
                                "data.num_val": 100}),
                "small": Budget({"trainer.max_steps": 250, "trainer.eval_every": 250})}
 
