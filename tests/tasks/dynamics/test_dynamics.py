@@ -59,6 +59,7 @@ def _model(kind: str, solver: str = "rk4") -> DynamicsModel:
 
 
 def test_rollout_interface_substeps_and_the_plain_refusal() -> None:
+    torch.manual_seed(0)
     x0, times = torch.randn(3, 2), torch.tensor([0.0, 0.1, 0.25, 0.3])  # irregular steps
     res = _model("residual")
     out = rollout(res, x0, times)
@@ -75,7 +76,8 @@ def test_rollout_interface_substeps_and_the_plain_refusal() -> None:
     assert torch.allclose(rollout(euler, x0, times), out, atol=1e-6)
     rk4 = _model("ode")
     rk4.load_state_dict(res.state_dict())
-    assert torch.allclose(rollout(rk4, x0, times, substeps=2), finer, atol=5e-3)  # both near the exact flow
+    # both near the exact flow: RK4 with 2 sub-steps far closer to 64 Euler sub-steps than one Euler step is
+    assert (rollout(rk4, x0, times, substeps=2) - finer).abs().max() < 0.2 * (out - finer).abs().max()
     plain = _model("plain")
     assert rollout(plain, x0, times).shape == (3, 4, 2)
     with pytest.raises(ValueError, match="a plain model cannot refine its step"):
