@@ -47,9 +47,10 @@ ARMS = {
 
 def pretrain(args: argparse.Namespace, runs: Path) -> tuple[Path, dict[str, Any]]:
     """The classification run whose backbone every transfer arm starts from."""
-    done = _finished(runs / "classification" / "classification-resnet18", args.cls_steps)
+    source = runs / "classification" / "classification-resnet18"
+    done = _finished(source, args.cls_steps)
     if done:
-        return done.parent, {"top1": done_metrics(done)["val/top1"], "seconds": done_metrics(done)["train_seconds"]}
+        return source, {"top1": done["val/top1"], "seconds": done["train_seconds"]}
     started = time.perf_counter()
     run = tasks.train("classification", {"backbone.name": "resnet18", "seed": 0, "trainer.runs_dir": str(runs),
                                          "trainer.run_name": "classification-resnet18",
@@ -72,23 +73,18 @@ def detect(arm: str, seed: int, weights: Path, args: argparse.Namespace, runs: P
     settings.update(dict(item.split("=", 1) for item in args.overrides))
     done = _finished(runs / "detection" / settings["trainer.run_name"], int(settings["trainer.max_steps"]))
     if done:  # a finished run of an earlier invocation with --runs: reuse its result
-        last = done_metrics(done)
-        return {"map_50": last["val/map_50"], "map": last["val/map"], "seconds": last["train_seconds"]}
+        return {"map_50": done["val/map_50"], "map": done["val/map"], "seconds": done["train_seconds"]}
     run = tasks.train("detection", settings, recipe=arm_recipe or recipe).dir
     last = read_jsonl(run / "metrics.jsonl")[-1]
     return {"map_50": last["val/map_50"], "map": last["val/map"], "seconds": last["train_seconds"]}
 
 
-def done_metrics(metrics: Path) -> dict[str, Any]:
-    """The last evaluation record of a run's ``metrics.jsonl``."""
-    return read_jsonl(metrics)[-1]
-
-
-def _finished(run: Path, steps: int) -> Path | None:
-    """``run``'s metrics file if the run reached ``steps``; an unfinished folder is removed so it reruns."""
+def _finished(run: Path, steps: int) -> dict[str, Any] | None:
+    """``run``'s last evaluation record if the run reached ``steps``; an unfinished folder is removed so it reruns."""
     metrics = run / "metrics.jsonl"
-    if metrics.is_file() and read_jsonl(metrics) and read_jsonl(metrics)[-1].get("step") == steps:
-        return metrics
+    records = read_jsonl(metrics) if metrics.is_file() else []
+    if records and records[-1].get("step") == steps:
+        return records[-1]
     if run.is_dir():
         shutil.rmtree(run)
     return None
