@@ -26,23 +26,38 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import tasks
+from tasks.core.config import load_config
 from tasks.core.runlog import read_jsonl
 from tasks.speech.task import TASK
 
 RECIPE = "espeak_quartznet5x5"
 
 
-def lexicon_only(run_dir: Path) -> dict[str, float]:
-    """Validation metrics of the run's best checkpoint decoded with the lexicon but without the LM."""
+def decode_three(run_dir: Path, decoding: Any) -> dict[str, float]:
+    """Validation metrics of a run's best checkpoint under the recipe's decoding settings, twice:
+    beam + lexicon only, and beam + lexicon + LM (each also reports the greedy path of the same
+    posteriors). ``decoding`` is the benchmark's resolved ``model`` config, so runs reused from
+    an earlier invocation are scored with the same decoder as fresh ones."""
     run = tasks.load_run(run_dir)
-    cfg = dataclasses.replace(run.cfg, model=dataclasses.replace(run.cfg.model, decoder="beam", lm=""))
-    if not cfg.model.lexicon:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, lexicon="corpus"))
-    return TASK.final_metrics(cfg, run.model, run.info, None, torch.device("cpu"))
+    keep = {k: getattr(decoding, k) for k in ("beam_size", "beam_threshold", "lm_weight", "word_score", "lm_order")}
+    model_cfg = dataclasses.replace(run.cfg.model, decoder="beam", lexicon=decoding.lexicon or "corpus", **keep)
+    scored = {}
+    for name, lm in (("lexicon", ""), ("lm", decoding.lm or "corpus")):
+        cfg = dataclasses.replace(run.cfg, model=dataclasses.replace(model_cfg, lm=lm))
+        scored[name] = TASK.final_metrics(cfg, run.model, run.info, None, torch.device("cpu"))
+    return {"wer": scored["lm"]["wer"], "cer": scored["lm"]["cer"], "wer_lexicon": scored["lexicon"]["wer"],
+            "wer_greedy": scored["lm"]["wer_greedy"], "cer_greedy": scored["lm"]["cer_greedy"]}
+
+
+def finished(run_dir: Path, steps: int) -> bool:
+    """Whether ``run_dir`` holds a run that reached ``steps`` (one reused, not trained again)."""
+    metrics = run_dir / "metrics.jsonl"
+    return metrics.exists() and bool(read_jsonl(metrics)) and read_jsonl(metrics)[-1].get("step") == steps
 
 
 def run_one(shortcut: str, seed: int, args: argparse.Namespace, runs: Path) -> dict[str, float]:
@@ -56,14 +71,16 @@ def run_one(shortcut: str, seed: int, args: argparse.Namespace, runs: Path) -> d
     if args.steps:
         overrides += [f"trainer.max_steps={args.steps}", f"trainer.eval_every={args.steps}",
                       f"trainer.log_every={max(1, args.steps // 10)}"]
-    run_dir = tasks.train(TASK, [*overrides, *args.overrides], recipe=args.recipe).dir
+    resolved = load_config(TASK.config_class, TASK.recipe_path(args.recipe), [*overrides, *args.overrides])
+    run_dir = Path(runs) / TASK.name / name  # the run folder layout: <runs_dir>/<task>/<run_name>
+    if finished(run_dir, resolved.trainer.max_steps):
+        print(f"reusing {run_dir} (finished at step {resolved.trainer.max_steps})")
+    else:
+        run_dir = tasks.train(TASK, [*overrides, *args.overrides], recipe=args.recipe).dir
     last = read_jsonl(run_dir / "metrics.jsonl")[-1]
     train = read_jsonl(run_dir / "train.jsonl")
-    lexicon = lexicon_only(run_dir)
-    return {"wer": last["val/wer"], "cer": last["val/cer"], "wer_greedy": last.get("val/wer_greedy", last["val/wer"]),
-            "cer_greedy": last.get("val/cer_greedy", last["val/cer"]), "wer_lexicon": lexicon["wer"],
-            "val_loss": last["val/loss"], "train_loss": train[-1]["train/loss"], "seconds": last["train_seconds"],
-            "params": last["params"]}
+    return {**decode_three(run_dir, resolved.model), "val_loss": last["val/loss"],
+            "train_loss": train[-1]["train/loss"], "seconds": last["train_seconds"], "params": last["params"]}
 
 
 def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> str:

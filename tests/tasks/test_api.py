@@ -62,3 +62,19 @@ def test_unknown_recipe_and_task_names_list_the_choices() -> None:
     assert "cartpole_plain" in tasks.recipes("dqn")
     assert tasks.task_names() == ["classification", "detection", "segmentation", "super_resolution", "speech", "dqn",
                                   "dynamics"]
+
+
+@pytest.mark.parametrize("task_name", ["classification", "detection", "segmentation", "super_resolution", "speech",
+                                       "dqn", "dynamics"])
+def test_every_shipped_recipe_loads_passes_its_checks_and_builds_its_backbone(task_name) -> None:
+    """A recipe a user can only try on a GPU or with a dataset (LibriSpeech, COCO, Atari) is still
+    checked here: its keys exist, its values pass the task's checks, and its backbone builds."""
+    import backbones
+
+    task = load_task(task_name)
+    assert task.default_recipe in task.recipes()
+    for recipe in task.recipes():
+        cfg = load_config(task.config_class, task.recipe_path(recipe))
+        task.check(cfg)
+        body = backbones.create(cfg.backbone.name, **cfg.backbone.create_kwargs())
+        assert sum(p.numel() for p in body.parameters()) > 0, recipe
