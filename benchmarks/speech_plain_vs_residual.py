@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from run_reuse import finished_run
 
 import tasks
 from tasks.core.config import load_config
@@ -54,12 +55,6 @@ def decode_three(run_dir: Path, decoding: Any) -> dict[str, float]:
             "wer_greedy": scored["lm"]["wer_greedy"], "cer_greedy": scored["lm"]["cer_greedy"]}
 
 
-def finished(run_dir: Path, steps: int) -> bool:
-    """Whether ``run_dir`` holds a run that reached ``steps`` (one reused, not trained again)."""
-    metrics = run_dir / "metrics.jsonl"
-    return metrics.exists() and bool(read_jsonl(metrics)) and read_jsonl(metrics)[-1].get("step") == steps
-
-
 def run_one(shortcut: str, seed: int, args: argparse.Namespace, runs: Path) -> dict[str, float]:
     """Train one net; its last validation metrics under each decoding, final training loss and seconds."""
     name = f"{'residual' if shortcut == 'identity' else 'plain'}-s{seed}"
@@ -73,11 +68,12 @@ def run_one(shortcut: str, seed: int, args: argparse.Namespace, runs: Path) -> d
                       f"trainer.log_every={max(1, args.steps // 10)}"]
     resolved = load_config(TASK.config_class, TASK.recipe_path(args.recipe), [*overrides, *args.overrides])
     run_dir = Path(runs) / TASK.name / name  # the run folder layout: <runs_dir>/<task>/<run_name>
-    if finished(run_dir, resolved.trainer.max_steps):
+    last = finished_run(run_dir, resolved.trainer.max_steps)
+    if last:
         print(f"reusing {run_dir} (finished at step {resolved.trainer.max_steps})")
     else:
         run_dir = tasks.train(TASK, [*overrides, *args.overrides], recipe=args.recipe).dir
-    last = read_jsonl(run_dir / "metrics.jsonl")[-1]
+        last = read_jsonl(run_dir / "metrics.jsonl")[-1]
     train = read_jsonl(run_dir / "train.jsonl")
     return {**decode_three(run_dir, resolved.model), "val_loss": last["val/loss"],
             "train_loss": train[-1]["train/loss"], "seconds": last["train_seconds"], "params": last["params"]}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shutil
 import statistics
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from run_reuse import finished_run
 
 import tasks
 from tasks.api import train_overrides
@@ -48,7 +48,7 @@ ARMS = {
 def pretrain(args: argparse.Namespace, runs: Path) -> tuple[Path, dict[str, Any]]:
     """The classification run whose backbone every transfer arm starts from."""
     source = runs / "classification" / "classification-resnet18"
-    done = _finished(source, args.cls_steps)
+    done = finished_run(source, args.cls_steps)
     if done:
         return source, {"top1": done["val/top1"], "seconds": done["train_seconds"]}
     started = time.perf_counter()
@@ -71,23 +71,12 @@ def detect(arm: str, seed: int, weights: Path, args: argparse.Namespace, runs: P
     if with_weights:
         settings["backbone.weights"] = str(weights)
     settings.update(dict(item.split("=", 1) for item in args.overrides))
-    done = _finished(runs / "detection" / settings["trainer.run_name"], int(settings["trainer.max_steps"]))
+    done = finished_run(runs / "detection" / settings["trainer.run_name"], int(settings["trainer.max_steps"]))
     if done:  # a finished run of an earlier invocation with --runs: reuse its result
         return {"map_50": done["val/map_50"], "map": done["val/map"], "seconds": done["train_seconds"]}
     run = tasks.train("detection", settings, recipe=arm_recipe or recipe).dir
     last = read_jsonl(run / "metrics.jsonl")[-1]
     return {"map_50": last["val/map_50"], "map": last["val/map"], "seconds": last["train_seconds"]}
-
-
-def _finished(run: Path, steps: int) -> dict[str, Any] | None:
-    """``run``'s last evaluation record if the run reached ``steps``; an unfinished folder is removed so it reruns."""
-    metrics = run / "metrics.jsonl"
-    records = read_jsonl(metrics) if metrics.is_file() else []
-    if records and records[-1].get("step") == steps:
-        return records[-1]
-    if run.is_dir():
-        shutil.rmtree(run)
-    return None
 
 
 def spread(values: list[float]) -> str:

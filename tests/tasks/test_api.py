@@ -64,8 +64,7 @@ def test_unknown_recipe_and_task_names_list_the_choices() -> None:
                                   "dynamics"]
 
 
-@pytest.mark.parametrize("task_name", ["classification", "detection", "segmentation", "super_resolution", "speech",
-                                       "dqn", "dynamics"])
+@pytest.mark.parametrize("task_name", tasks.task_names())
 def test_every_shipped_recipe_loads_passes_its_checks_and_builds_its_backbone(task_name) -> None:
     """A recipe a user can only try on a GPU or with a dataset (LibriSpeech, COCO, Atari) is still
     checked here: its keys exist, its values pass the task's checks, and its backbone builds."""
