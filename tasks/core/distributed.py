@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,8 +57,22 @@ def setup(device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
     return info
 
 
+#: how long :func:`teardown` lets the backend's worker threads finish before the group is destroyed
+SETTLE_S = 0.2
+
+
 def teardown() -> None:
+    """Destroy the process group, after letting gloo's worker threads drop the work they finished.
+
+    A finished collective can hold the last reference to a Python-owned tensor (a logged loss's
+    all-reduce); the worker thread that drops it needs the GIL. The group's destructor, run by
+    whoever drops the last reference to it (``destroy_process_group`` or, later, the DDP reducer of a
+    failed run's traceback), holds the GIL and waits for those threads: a deadlock (torch 2.9)
+    that froze about one run in six when a run stopped right after a collective (a NaN stop).
+    Sleeping releases the GIL, so the threads finish first; no collective follows teardown.
+    """
     if dist.is_initialized():
+        time.sleep(SETTLE_S)
         dist.destroy_process_group()
 
 

@@ -95,9 +95,14 @@ def _free_port() -> int:
 
 def test_two_gloo_ranks_shard_evaluation_train_unused_stages_and_stop_together(tiny_cls, tmp_path) -> None:
     context = mp.spawn(_worker, args=([_free_port(), _free_port()], tiny_cls, tmp_path), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + 240
-    while not context.join(timeout=5):  # a hang (a rank left waiting in a collective) fails instead of blocking
-        assert time.monotonic() < deadline, "the 2-process run hung"
+    deadline = time.monotonic() + 300  # ~20 s on an idle 2-core CPU
+    try:
+        while not context.join(timeout=5):  # a hang (a rank left waiting in a collective) fails instead of blocking
+            assert time.monotonic() < deadline, "the 2-process run hung"
+    finally:  # a hung rank must not outlive the test: pytest's exit would wait for it forever
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
     threads = torch.get_num_threads()
