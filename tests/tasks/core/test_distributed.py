@@ -8,12 +8,9 @@ trains under DDP; a diverging loss stops both ranks with the one-line error.
 
 import json
 import os
-import socket
-import time
 from pathlib import Path
 
 import torch
-import torch.multiprocessing as mp
 
 import tasks
 from tasks.classification.task import TASK as CLS
@@ -25,6 +22,7 @@ from tasks.core.evaluation import score
 from tasks.core.loader import shard_loader
 from tasks.core.unreadable import SkipUnreadable
 from tasks.detection.task import TASK as DET
+from tests.ranks import free_port, run_ranks
 
 WORLD = 2
 
@@ -87,22 +85,8 @@ def _worker(rank: int, ports: list[int], tiny_cls: list[str], root: Path) -> Non
     (root / f"rank{rank}.json").write_text(json.dumps(out))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_gloo_ranks_shard_evaluation_train_unused_stages_and_stop_together(tiny_cls, tmp_path) -> None:
-    context = mp.spawn(_worker, args=([_free_port(), _free_port()], tiny_cls, tmp_path), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + 300  # ~20 s on an idle 2-core CPU
-    try:
-        while not context.join(timeout=5):  # a hang (a rank left waiting in a collective) fails instead of blocking
-            assert time.monotonic() < deadline, "the 2-process run hung"
-    finally:  # a hung rank must not outlive the test: pytest's exit would wait for it forever
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
+    run_ranks(_worker, ([free_port(), free_port()], tiny_cls, tmp_path), WORLD)  # ~20 s on an idle 2-core CPU
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
     threads = torch.get_num_threads()

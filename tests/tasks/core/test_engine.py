@@ -1,17 +1,16 @@
 """The shared loop: determinism, resume equality, NaN stop, DDP (2 gloo processes) == 1 process."""
 
 import os
-import socket
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 import tasks
 from tasks.classification.task import TASK
 from tasks.core.checkpoint import load_checkpoint
 from tasks.core.errors import UserError
 from tasks.core.runlog import read_jsonl
+from tests.ranks import free_port, run_ranks
 
 
 def _weights(run_dir) -> dict:
@@ -67,12 +66,6 @@ def test_nan_loss_stops_with_clear_message(tiny_cls) -> None:
                            "backbone.norm=none"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world: int, port: int, overrides: list[str]) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), OMP_WAIT_POLICY="PASSIVE")
@@ -89,7 +82,7 @@ def test_ddp_two_gloo_processes_match_one_process(tiny_cls) -> None:
               "trainer.eval_every=3", "data.batch_size=16"]
     single = tasks.train(TASK, [*common, "trainer.run_name=single"]).dir
     ddp_overrides = [*common, "trainer.run_name=ddp"]
-    mp.spawn(_ddp_worker, args=(2, _free_port(), ddp_overrides), nprocs=2, join=True)
+    run_ranks(_ddp_worker, (2, free_port(), ddp_overrides), world=2)
     ddp = single.parent / "ddp"
     assert load_checkpoint(ddp / "checkpoints" / "last.pt")["step"] == 3
     assert _same(_weights(single), _weights(ddp), atol=1e-5)
