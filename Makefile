@@ -36,8 +36,11 @@ data:
 demo: venv
 	$(BIN)/python -m tasks.demo
 
+# Two pytest workers, one per core (pytest-xdist): the suite is mostly single-threaded tiny models,
+# so this halves its wall time on the 2-core CI machine. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/python -m pytest -m "not gpu and not slow" -q
+	$(BIN)/python -m pytest -m "not gpu and not slow" -q -n $(TEST_WORKERS) --dist worksteal
 
 test-gpu: venv
 	$(BIN)/python -m pytest -m gpu -q
