@@ -31,7 +31,7 @@ from tasks.core.weights import load_pretrained
 from .agent import Learner, epsilon_at
 from .config import DQNConfig
 from .data import env_info, final_observations, finished_episodes, make_vector_env
-from .evaluate import EVAL_SEED_OFFSET, eval_env, evaluate_policy, plot_rl_curves
+from .evaluate import EVAL_SEED_OFFSET, eval_envs, evaluate_policy, plot_rl_curves
 from .model import build_model
 from .replay import NStepAccumulator, ReplayBuffer
 
@@ -167,7 +167,7 @@ class DQNTrainer:
         """Run to ``trainer.max_steps`` env steps (or stop at ``stop_at``, as a kill would)."""
         cfg, a, t = self.cfg, self.cfg.agent, self.cfg.trainer
         envs = make_vector_env(cfg.env)
-        evaluator = eval_env(cfg)
+        evaluators = eval_envs(cfg, cfg.eval.episodes)
         bar = tqdm(total=t.max_steps, initial=self.step, file=sys.stderr, dynamic_ncols=True,
                    disable=not t.progress, desc="dqn")
         metrics: dict[str, float] = {}
@@ -206,7 +206,7 @@ class DQNTrainer:
                     bar.update(self.step - bar.n)
                 if crossed(before, self.step, t.eval_every) or self.step >= t.max_steps:
                     self.progress.elapsed += time.perf_counter() - clock
-                    metrics = self._evaluate_and_save(evaluator)
+                    metrics = self._evaluate_and_save(evaluators)
                     clock, last_log = time.perf_counter(), self.step
                 elif stop:
                     self.progress.elapsed += time.perf_counter() - clock
@@ -220,7 +220,8 @@ class DQNTrainer:
             stop.__exit__()
             bar.close()
             envs.close()
-            evaluator.close()
+            for env in evaluators:
+                env.close()
             plot_rl_curves(self.run_dir, f"dqn: {cfg.env.id}, {cfg.backbone.name} "
                                          f"(shortcut={cfg.backbone.shortcut or 'identity'})")
         return metrics
@@ -239,9 +240,9 @@ class DQNTrainer:
         for values in window.values():
             values.clear()
 
-    def _evaluate_and_save(self, env: Any) -> dict[str, float]:
+    def _evaluate_and_save(self, envs: list[Any]) -> dict[str, float]:
         e = self.cfg.eval
-        metrics = evaluate_policy(self.learner.online, env, e.episodes, e.epsilon, self.cfg.seed + EVAL_SEED_OFFSET,
+        metrics = evaluate_policy(self.learner.online, envs, e.episodes, e.epsilon, self.cfg.seed + EVAL_SEED_OFFSET,
                                   self.device)
         is_best = self.progress.improved(metrics)
         self.logger.eval({"step": self.step, "train_seconds": round(self.progress.elapsed, 2), "params": self.params,

@@ -9,6 +9,7 @@ from tasks.core.errors import UserError
 from tasks.dqn.agent import epsilon_at, td_targets
 from tasks.dqn.config import DQNConfig
 from tasks.dqn.data import check_env_id
+from tasks.dqn.evaluate import EVAL_PARALLEL, eval_env, eval_envs, evaluate_policy
 from tasks.dqn.model import build_model
 from tasks.dqn.replay import NStepAccumulator, ReplayBuffer
 from tasks.dqn.sumtree import SumTree
@@ -286,3 +287,32 @@ def test_flat_parameters_and_traces_train_exactly_as_the_modules() -> None:
     learner.hard_update()
     with torch.no_grad():
         assert torch.equal(learner.target_net(x), learner.online(x))
+
+
+class _LeanPolicy(torch.nn.Module):
+    """Pushes the cart toward where the pole leans, badly enough that episode lengths vary."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lean = obs[:, 2]  # the angle only: episodes of 25-56 steps on seeds 100-106
+        return torch.stack([-lean, lean], 1)
+
+
+def test_side_by_side_evaluation_scores_each_seeded_episode_as_one_env_at_a_time() -> None:
+    cfg = load_config(DQNConfig, None, [])
+    by_hand = []
+    env = eval_env(cfg)
+    for i in range(7):  # the reference: one episode after another, seeded 100 + i
+        obs, _ = env.reset(seed=100 + i)
+        total, done = 0.0, False
+        while not done:
+            action = int(_LeanPolicy()(torch.as_tensor(obs).unsqueeze(0)).argmax(1))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + reward, terminated or truncated
+        by_hand.append(total)
+    assert len(set(by_hand)) > 2  # the episodes differ, so a mixed-up seed or episode would show
+    expected = {"return_mean": np.mean(by_hand), "return_min": min(by_hand), "return_max": max(by_hand)}
+    for parallel in (1, 3, 7):
+        metrics = evaluate_policy(_LeanPolicy(), eval_envs(cfg, parallel), 7, 0.0, 100, torch.device("cpu"))
+        assert {k: metrics[k] for k in expected} == pytest.approx(expected), parallel
+        assert metrics["episodes"] == 7 and metrics["length_mean"] == pytest.approx(np.mean(by_hand))
+    assert len(eval_envs(cfg, 1000)) == EVAL_PARALLEL
